@@ -1,0 +1,54 @@
+"""Kalam for notebooks: an embedded, multi-tenant SQL database in the style of KalamDB.
+
+    import kalam_engine
+    db = kalam_engine.connect(":memory:")
+    db.execute("CREATE NAMESPACE app")
+    db.execute("CREATE USER TABLE app.notes (id BIGINT PRIMARY KEY DEFAULT SNOWFLAKE_ID(), "
+               "body TEXT NOT NULL)")
+    db.execute("INSERT INTO app.notes (body) VALUES ($1)", user="alice", params=["hi"])
+    db.execute("SELECT * FROM app.notes", user="alice").to_pandas()
+"""
+
+from kalam_engine.catalog.cache import CacheStats, SchemaCache
+from kalam_engine.context import AccessLevel, ExecutionContext, Role, TableId, TableType
+from kalam_engine.engine import Engine, connect
+from kalam_engine.errors import (
+    AlreadyExistsError,
+    ConstraintError,
+    EngineClosedError,
+    ExecutionError,
+    InvalidParameterError,
+    InvalidSqlError,
+    KalamError,
+    NamespaceNotFoundError,
+    PermissionDeniedError,
+    RetiredProviderError,
+    TableNotFoundError,
+    UnsupportedError,
+)
+from kalam_engine.result import Result
+
+__all__ = [
+    "AccessLevel",
+    "AlreadyExistsError",
+    "CacheStats",
+    "ConstraintError",
+    "Engine",
+    "EngineClosedError",
+    "ExecutionContext",
+    "ExecutionError",
+    "InvalidParameterError",
+    "InvalidSqlError",
+    "KalamError",
+    "NamespaceNotFoundError",
+    "PermissionDeniedError",
+    "Result",
+    "RetiredProviderError",
+    "Role",
+    "SchemaCache",
+    "TableId",
+    "TableNotFoundError",
+    "TableType",
+    "UnsupportedError",
+    "connect",
+]

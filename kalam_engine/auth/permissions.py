@@ -1,0 +1,35 @@
+"""Who may do what (semantics reference section 3). Denials name the rule and change nothing."""
+
+from __future__ import annotations
+
+from kalam_engine.context import ExecutionContext, Role, TableType
+from kalam_engine.errors import PermissionDeniedError
+
+
+def require_role(ctx: ExecutionContext, minimum: Role, action: str) -> None:
+    if ctx.role < minimum:
+        raise PermissionDeniedError(
+            f"{action} needs role {minimum.label} or higher; user '{ctx.user_id}' has role "
+            f"{ctx.role.label}", hint="ask a dba to run it or to change your role")
+
+
+def require_admin(ctx: ExecutionContext, action: str) -> None:
+    require_role(ctx, Role.DBA, action)
+
+
+def check_create_table(ctx: ExecutionContext, table_type: TableType) -> None:
+    if table_type is TableType.SHARED:
+        require_role(ctx, Role.SERVICE, "CREATE SHARED TABLE")
+
+
+def check_alter_table(ctx: ExecutionContext, table_type: TableType) -> None:
+    if table_type is TableType.SYSTEM:
+        raise PermissionDeniedError("System tables cannot be altered")
+    if table_type is TableType.SHARED:
+        require_role(ctx, Role.SERVICE, "ALTER TABLE on a SHARED table")
+
+
+def check_drop_table(ctx: ExecutionContext, table_type: TableType) -> None:
+    if table_type is TableType.SYSTEM:
+        raise PermissionDeniedError("System tables cannot be dropped")
+    require_admin(ctx, "DROP TABLE")

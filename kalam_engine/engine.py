@@ -1,0 +1,406 @@
+"""Engine: open/close, execute statements, sessions.
+
+    db = kalam_engine.connect("./data")          # or ":memory:"
+    db.execute("SELECT * FROM app.messages", user="alice").to_pandas()
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from kalam_engine.catalog.cache import SchemaCache
+from kalam_engine.catalog.definitions import ColumnDefinition, TableDefinition
+from kalam_engine.catalog.store import CatalogStore
+from kalam_engine.context import ROOT_USER, ExecutionContext, Role, TableId, TableType
+from kalam_engine.errors import (
+    EngineClosedError,
+    InvalidParameterError,
+    KalamError,
+    NamespaceNotFoundError,
+    UnsupportedError,
+)
+from kalam_engine.handlers import dml, introspection, namespaces, query, tables
+from kalam_engine.providers.core import BaseTableProvider, TableProviderCore
+from kalam_engine.providers.shared import SharedTableProvider
+from kalam_engine.providers.stream import StreamTableProvider
+from kalam_engine.providers.system import (
+    SYSTEM_NAMESPACE,
+    SystemTableProvider,
+    system_definition,
+)
+from kalam_engine.providers.user import UserTableProvider
+from kalam_engine.query.functions import IdFunctions
+from kalam_engine.query.runner import QueryRunner
+from kalam_engine.query.session import TableResolver
+from kalam_engine.result import Result
+from kalam_engine.sql import statements as st
+from kalam_engine.sql.names import validate_name, validate_namespace, validate_user_id
+from kalam_engine.sql.parser import parse_statement
+from kalam_engine.sql.tokens import split_statements
+from kalam_engine.storage.manager import StorageManager
+from kalam_engine.storage.sqlite_db import DURABILITY_LEVELS, SqliteDatabase
+
+DEFAULT_NAMESPACE = "default"
+CATALOG_FILE = "kalam.sqlite"
+_PROVIDER_CLASSES: dict[TableType, type[BaseTableProvider]] = {
+    TableType.USER: UserTableProvider,
+    TableType.SHARED: SharedTableProvider,
+    TableType.STREAM: StreamTableProvider,
+}
+
+
+class Engine:
+    """An embedded Kalam database. Thread-safe; one per data directory."""
+
+    def __init__(self, path: str | os.PathLike[str] = ":memory:", *,
+                 cache_capacity: int = 1024, durability: str = "full") -> None:
+        if durability not in DURABILITY_LEVELS:
+            raise InvalidParameterError(f"Unknown durability '{durability}'",
+                                        hint="use 'full', 'normal' or 'off'")
+        self.path: Path | None = None if str(path) == ":memory:" else Path(path)
+        if self.path is not None:
+            self.path.mkdir(parents=True, exist_ok=True)
+        self._db = SqliteDatabase(self.path / CATALOG_FILE if self.path else None, durability)
+        self.catalog = CatalogStore(self._db)
+        self.storage = StorageManager(self._db)
+        self._system = self._system_tables()
+        self.cache = SchemaCache(self._load_definition, self._build_provider,
+                                 self._storage_path, capacity=cache_capacity)
+        resolver = TableResolver(self._namespace_names, self._table_names, self.cache.get_provider)
+        self.runner = QueryRunner(resolver, IdFunctions(self.storage.seq))
+        self._session_ns: dict[str, str] = {}
+        self._closed = False
+        self._lock = threading.RLock()
+        self._bootstrap()
+        latest = {d.table_id.key: d for d in self.catalog.latest_tables()}
+        self.storage.replay(latest)
+        # Providers are built when the engine opens (up to the cache's capacity).
+        for definition in list(latest.values())[:cache_capacity]:
+            self.cache.register(definition)
+
+    # --- lifecycle
+    def _bootstrap(self) -> None:
+        if not self._db.query("SELECT 1 FROM users WHERE user_id = ?", (ROOT_USER,)):
+            now = time.time()
+            with self._db.transaction() as conn:
+                conn.execute("INSERT INTO users (user_id, role, auth_type, created_at, "
+                             "updated_at) VALUES (?, 'system', 'internal', ?, ?)",
+                             (ROOT_USER, now, now))
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self.cache.clear()
+            self._db.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # --- executing
+    def context(self, user: str | None = None) -> ExecutionContext:
+        """The ExecutionContext a request by ``user`` (None: root) runs with."""
+        user_id = ROOT_USER if user is None else validate_user_id(user)
+        namespace = self._session_ns.get(user_id, DEFAULT_NAMESPACE)
+        return ExecutionContext(user_id, self.role_of(user_id), namespace)
+
+    def role_of(self, user_id: str) -> Role:
+        """The role recorded in system.users; an unknown user acts with role user."""
+        rows = self._db.query(
+            "SELECT role FROM users WHERE user_id = ? AND deleted_at IS NULL", (user_id,))
+        if not rows:
+            return Role.USER
+        return Role[rows[0][0].upper()]
+
+    def execute(self, sql: str, user: str | None = None,
+                params: list[Any] | tuple[Any, ...] | None = None) -> Result:
+        """Run one or more statements separated by ``;`` and return the last one's result."""
+        if self._closed:
+            raise EngineClosedError("The engine is closed", hint="open it again with connect()")
+        if not isinstance(sql, str):
+            raise InvalidParameterError("sql must be a string")
+        statements = split_statements(sql)
+        if not statements:
+            raise InvalidParameterError("Empty SQL", hint="give at least one statement")
+        param_list = list(params) if params is not None else None
+        result: Result | None = None
+        for text in statements:
+            ctx = self.context(user)
+            started = time.perf_counter()
+            result = self._execute_one(text, ctx, param_list)
+            result.took_ms = (time.perf_counter() - started) * 1000
+            result.as_user = ctx.as_user or ctx.user_id
+            result.statement = text
+        assert result is not None
+        return result
+
+    def _execute_one(self, sql: str, ctx: ExecutionContext, params: list[Any] | None) -> Result:
+        stmt = parse_statement(sql)
+        handler = _HANDLERS.get(type(stmt))
+        if handler is None:
+            if isinstance(stmt, st.TransactionStatement):
+                raise UnsupportedError(
+                    f"{stmt.verb} is not supported: every statement commits on its own",
+                    hint="each statement is atomic; group rows into one INSERT for atomicity")
+            raise UnsupportedError(f"{type(stmt).__name__} is not supported yet")
+        if type(stmt) in _WITH_PARAMS:
+            return handler(self, stmt, ctx, params)
+        return handler(self, stmt, ctx)
+
+    # --- bulk
+    def insert_arrow(self, table: str | TableId, data: pa.Table | pa.RecordBatch, *,
+                     user: str | None = None, user_column: str | None = None) -> int:
+        """Insert Arrow rows in one go (all or nothing per user). With ``user_column`` each row
+        goes to the partition of the user named in that column."""
+        if self._closed:
+            raise EngineClosedError("The engine is closed")
+        if isinstance(data, pa.RecordBatch):
+            data = pa.Table.from_batches([data])
+        table_id = self._parse_table_name(table, self.context(user))
+        provider = self.cache.get_provider(table_id)
+        if user_column is None:
+            return provider.insert(self.context(user), data)
+        if user_column not in data.column_names:
+            raise InvalidParameterError(f"The data has no column '{user_column}'")
+        if provider.table_type is TableType.SHARED:
+            raise InvalidParameterError("user_column only applies to USER and STREAM tables")
+        users = data[user_column]
+        if users.null_count:
+            raise InvalidParameterError(f"Column '{user_column}' has NULL user ids")
+        keep_col = provider.core.definition.column(user_column) is not None
+        payload = data if keep_col else data.drop_columns([user_column])
+        import pyarrow.compute as pc
+
+        groups = []
+        for uid in pc.unique(users).to_pylist():
+            ctx = self.context(str(uid))
+            provider.check_write(ctx)
+            groups.append((ctx, payload.filter(pc.equal(users, uid))))
+        # Validate every group before writing any, so bad input writes nothing.
+        for ctx, rows in groups:
+            provider._complete(ctx, rows, fill_defaults=True)
+        return sum(provider.insert(ctx, rows) for ctx, rows in groups)
+
+    # --- introspection used by the notebook layer
+    def catalog_snapshot(self) -> dict[str, dict[str, list[str]]]:
+        out: dict[str, dict[str, list[str]]] = {ns: {} for ns in self._namespace_names()}
+        for d in self.catalog.latest_tables():
+            out.setdefault(d.table_id.namespace, {})[d.table_id.name] = d.user_column_names()
+        out[SYSTEM_NAMESPACE] = {name: list(schema.names) for name, (schema, _, _) in
+                                 self._system.items()}
+        return out
+
+    def table_stats(self) -> list[dict[str, Any]]:
+        out = []
+        for d in self.catalog.latest_tables():
+            entry = self.cache.peek(d.table_id)
+            store = self.storage.existing_store(d.table_id)
+            hot_rows, hot_bytes = store.hot_stats() if store else (0, 0)
+            out.append({"table": str(d.table_id), "type": d.table_type.value,
+                        "schema_version": d.schema_version,
+                        "provider_id": id(entry.provider) if entry else None,
+                        "cached": entry is not None,
+                        "hot_rows": hot_rows, "hot_bytes": hot_bytes,
+                        "cold_rows": 0, "cold_bytes": 0,
+                        "users": len(store.scopes()) if store and
+                        d.table_type is not TableType.SHARED else 0})
+        return out
+
+    def user_count(self) -> int:
+        users: set[str] = set()
+        for d in self.catalog.latest_tables():
+            store = self.storage.existing_store(d.table_id)
+            if store is not None and d.table_type is not TableType.SHARED:
+                users.update(store.scopes())
+        return len(users)
+
+    def data_sizes(self) -> dict[str, int]:
+        return self.storage.data_sizes()
+
+    # --- helpers for handlers
+    def namespace_exists(self, name: str) -> bool:
+        return name == DEFAULT_NAMESPACE or self.catalog.namespace_exists(name)
+
+    def all_namespaces(self) -> list[tuple[str, float, dict]]:
+        rows = self.catalog.namespaces()
+        if not any(r[0] == DEFAULT_NAMESPACE for r in rows):
+            rows.insert(0, (DEFAULT_NAMESPACE, 0.0, {}))
+        return rows
+
+    def set_session_namespace(self, user_id: str, namespace: str) -> None:
+        self._session_ns[user_id] = namespace
+
+    def table_id_for(self, ref: st.TableRef, ctx: ExecutionContext,
+                     must_exist_ns: bool = False) -> TableId:
+        ns = validate_namespace(ref.namespace) if ref.namespace else ctx.namespace
+        name = validate_name(ref.name, "table")
+        if must_exist_ns and not self.namespace_exists(ns):
+            raise NamespaceNotFoundError(f"Namespace '{ns}' does not exist",
+                                         hint=f"Create it first with CREATE NAMESPACE {ns}")
+        return TableId(ns, name)
+
+    def _parse_table_name(self, table: str | TableId, ctx: ExecutionContext) -> TableId:
+        if isinstance(table, TableId):
+            return table
+        ns, _, name = table.rpartition(".")
+        return self.table_id_for(st.TableRef(ns or None, name), ctx)
+
+    def after_ddl(self) -> None:
+        self.runner.clear_plans()
+
+    def drop_table_everywhere(self, table_id: TableId) -> None:
+        self.catalog.drop_table(table_id)
+        self.cache.retire(table_id, "the table was dropped")
+        self.storage.drop_table(table_id)
+        self.after_ddl()
+
+    def backfill_column(self, old: TableDefinition, new: TableDefinition,
+                        column: ColumnDefinition) -> None:
+        """Give existing rows a new NOT NULL column's DEFAULT, as new versions."""
+        store = self.storage.existing_store(old.table_id)
+        if store is None or column.default is None:
+            return
+        provider = _PROVIDER_CLASSES[new.table_type](
+            TableProviderCore.from_definition(new), store, self.storage.seq)
+        for scope in store.scopes():
+            rows = store.read(scope, old.arrow_schema())
+            if rows.num_rows == 0:
+                continue
+            rows = rows.drop_columns(["_seq", "_deleted"])
+            rows = rows.append_column(column.name, pa.array([column.default.value] * len(rows)))
+            ctx = ExecutionContext(scope or ROOT_USER, Role.SYSTEM)
+            complete = provider._complete(ctx, rows, fill_defaults=False)
+            store.write(scope, new.schema_version, complete, "update")
+
+    # --- cache plumbing
+    def _namespace_names(self) -> list[str]:
+        return [n for n, _, _ in self.all_namespaces()] + [SYSTEM_NAMESPACE]
+
+    def _table_names(self, namespace: str) -> list[str]:
+        if namespace == SYSTEM_NAMESPACE:
+            return list(self._system)
+        return self.catalog.table_names(namespace)
+
+    def _load_definition(self, table_id: TableId) -> TableDefinition | None:
+        if table_id.namespace == SYSTEM_NAMESPACE:
+            sys_table = self._system.get(table_id.name)
+            return sys_table[1] if sys_table else None
+        return self.catalog.load_table(table_id)
+
+    def _build_provider(self, definition: TableDefinition) -> BaseTableProvider:
+        if definition.table_type is TableType.SYSTEM:
+            schema, _, builder = self._system[definition.table_id.name]
+            return SystemTableProvider(definition, schema, builder)
+        store = self.storage.store_for(definition)
+        core = TableProviderCore.from_definition(definition)
+        return _PROVIDER_CLASSES[definition.table_type](core, store, self.storage.seq)
+
+    def _storage_path(self, definition: TableDefinition) -> str:
+        base = str(self.path / "storage") if self.path else ":memory:"
+        tid = definition.table_id
+        suffix = "/{userId}" if definition.table_type is TableType.USER else ""
+        return f"{base}/{tid.namespace}/{tid.name}{suffix}"
+
+    def _system_tables(self) -> dict[str, tuple[pa.Schema, TableDefinition,
+                                                 Callable[[ExecutionContext], pa.Table]]]:
+        from kalam_engine.handlers.introspection import (
+            columns_table,
+            namespaces_table,
+            schemas_table,
+            stats_table,
+            tables_table,
+        )
+        from kalam_engine.handlers.users import jobs_table, users_table
+
+        builders: dict[str, tuple[Callable[[ExecutionContext], pa.Table], str | None]] = {
+            "namespaces": (lambda ctx: namespaces_table(self), "namespace_id"),
+            "tables": (lambda ctx: tables_table(self.catalog.latest_tables()), None),
+            "schemas": (lambda ctx: schemas_table(self), None),
+            "columns": (lambda ctx: columns_table(self.catalog.latest_tables()), None),
+            "users": (lambda ctx: users_table(self, ctx), "user_id"),
+            "jobs": (lambda ctx: jobs_table(self), "job_id"),
+            "stats": (lambda ctx: stats_table(self), None),
+        }
+        out = {}
+        for name, (builder, pk) in builders.items():
+            schema = _SYSTEM_SCHEMAS[name]
+            out[name] = (schema, system_definition(name, schema, pk), builder)
+        return out
+
+
+def connect(path: str | os.PathLike[str] = ":memory:", **options: Any) -> Engine:
+    """Open (or create) a database in directory ``path``, or in memory with ``":memory:"``."""
+    try:
+        return Engine(path, **options)
+    except KalamError:
+        raise
+    except TypeError as exc:
+        raise InvalidParameterError(f"Bad connect() option: {exc}") from None
+
+
+_HANDLERS: dict[type, Callable[..., Result]] = {
+    st.QueryStatement: query.query,
+    st.InsertStatement: dml.insert,
+    st.UpdateStatement: dml.update,
+    st.DeleteStatement: dml.delete,
+    st.CreateNamespace: namespaces.create_namespace,
+    st.DropNamespace: namespaces.drop_namespace,
+    st.AlterNamespace: namespaces.alter_namespace,
+    st.UseNamespace: namespaces.use_namespace,
+    st.CreateTable: tables.create_table,
+    st.DropTable: tables.drop_table,
+    st.AlterTable: tables.alter_table,
+    st.ShowNamespaces: introspection.show_namespaces,
+    st.ShowTables: introspection.show_tables,
+    st.DescribeTable: introspection.describe_table,
+    st.ShowStats: introspection.show_stats,
+}
+_WITH_PARAMS = {st.QueryStatement, st.InsertStatement, st.UpdateStatement, st.DeleteStatement}
+
+
+def _system_schemas() -> dict[str, pa.Schema]:
+    ts = pa.timestamp("us", tz="UTC")
+    s, i32, b = pa.string(), pa.int32(), pa.bool_()
+    return {
+        "namespaces": pa.schema([("namespace_id", s), ("name", s), ("created_at", ts),
+                                 ("options", s), ("table_count", i32)]),
+        "tables": pa.schema([("namespace_id", s), ("table_name", s), ("table_type", s),
+                             ("storage_id", s), ("version", i32), ("options", s),
+                             ("comment", s), ("updated_at", ts), ("created_at", ts)]),
+        "schemas": pa.schema([("table_id", s), ("table_name", s), ("namespace_id", s),
+                              ("table_type", s), ("created_at", ts), ("schema_version", i32),
+                              ("columns", s), ("table_comment", s), ("updated_at", ts),
+                              ("options", s), ("access_level", s), ("is_latest", b),
+                              ("storage_id", s), ("use_user_storage", b)]),
+        "columns": pa.schema([("namespace_id", s), ("table_name", s), ("version", i32),
+                              ("column_id", i32), ("column_name", s), ("comment", s),
+                              ("data_type", s), ("default_value", s), ("ordinal", i32),
+                              ("nullable", b), ("primary_key", b), ("primary_key_pos", i32)]),
+        "users": pa.schema([("user_id", s), ("password_hash", s), ("role", s), ("email", s),
+                            ("auth_type", s), ("auth_data", s), ("storage_mode", s),
+                            ("storage_id", s), ("failed_login_attempts", i32),
+                            ("locked_until", ts), ("last_login_at", ts), ("created_at", ts),
+                            ("updated_at", ts), ("last_seen", ts), ("deleted_at", ts)]),
+        "jobs": pa.schema([("job_id", s), ("job_type", s), ("status", s), ("parameters", s),
+                           ("message", s), ("exception_trace", s), ("created_at", ts),
+                           ("updated_at", ts), ("started_at", ts), ("finished_at", ts)]),
+        "stats": pa.schema([("metric_name", s), ("metric_value", s)]),
+    }
+
+
+_SYSTEM_SCHEMAS = _system_schemas()

@@ -1,0 +1,194 @@
+"""SHOW NAMESPACES / SHOW TABLES / DESCRIBE TABLE / SHOW STATS, and the system tables' rows."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+
+from kalam_engine.catalog.definitions import TableDefinition
+from kalam_engine.context import ExecutionContext, Role
+from kalam_engine.errors import NamespaceNotFoundError
+from kalam_engine.result import Result
+from kalam_engine.sql import statements as st
+from kalam_engine.sql.names import validate_namespace
+
+if TYPE_CHECKING:
+    from kalam_engine.engine import Engine
+
+TS = pa.timestamp("us", tz="UTC")
+
+
+def _ts(values: list[float | None]) -> pa.Array:
+    return pa.array([None if v is None else int(v * 1_000_000) for v in values], pa.int64()) \
+        .cast(TS)
+
+
+def namespaces_table(engine: Engine) -> pa.Table:
+    rows = engine.all_namespaces()
+    counts = {ns: len(engine.catalog.table_names(ns)) for ns, _, _ in rows}
+    return pa.table({
+        "namespace_id": [r[0] for r in rows],
+        "name": [r[0] for r in rows],
+        "created_at": _ts([r[1] for r in rows]),
+        "options": [json.dumps(r[2]) if r[2] else None for r in rows],
+        "table_count": pa.array([counts[r[0]] for r in rows], pa.int32()),
+    })
+
+
+def tables_table(definitions: list[TableDefinition]) -> pa.Table:
+    return pa.table({
+        "namespace_id": [d.table_id.namespace for d in definitions],
+        "table_name": [d.table_id.name for d in definitions],
+        "table_type": [d.table_type.value for d in definitions],
+        "storage_id": [d.options.storage_id for d in definitions],
+        "version": pa.array([d.schema_version for d in definitions], pa.int32()),
+        "options": [_options_json(d) for d in definitions],
+        "comment": pa.array([d.comment for d in definitions], pa.string()),
+        "updated_at": _ts([d.updated_at for d in definitions]),
+        "created_at": _ts([d.created_at for d in definitions]),
+    })
+
+
+def _options_json(d: TableDefinition) -> str:
+    o = d.options
+    data: dict = {"table_type": d.table_type.value, "storage_id": o.storage_id}
+    if o.flush_policy_text():
+        data["flush_policy"] = o.flush_policy_text()
+    if o.ttl_seconds is not None:
+        data["ttl_seconds"] = o.ttl_seconds
+    if o.access_level is not None:
+        data["access_level"] = o.access_level.value
+    if o.use_user_storage:
+        data["use_user_storage"] = True
+    return json.dumps(data)
+
+
+def schemas_table(engine: Engine) -> pa.Table:
+    versions = engine.catalog.all_versions()
+    defs = [d for d, _ in versions]
+    return pa.table({
+        "table_id": [d.table_id.key for d in defs],
+        "table_name": [d.table_id.name for d in defs],
+        "namespace_id": [d.table_id.namespace for d in defs],
+        "table_type": [d.table_type.value for d in defs],
+        "created_at": _ts([d.created_at for d in defs]),
+        "schema_version": pa.array([d.schema_version for d in defs], pa.int32()),
+        "columns": [json.dumps([_column_json(c) for c in d.columns]) for d in defs],
+        "table_comment": pa.array([d.comment for d in defs], pa.string()),
+        "updated_at": _ts([d.updated_at for d in defs]),
+        "options": [_options_json(d) for d in defs],
+        "access_level": [d.options.access_level.value if d.options.access_level else None
+                         for d in defs],
+        "is_latest": [latest for _, latest in versions],
+        "storage_id": [d.options.storage_id for d in defs],
+        "use_user_storage": [d.options.use_user_storage for d in defs],
+    })
+
+
+def _column_json(c) -> dict:
+    return {"column_name": c.name, "column_id": c.column_id, "data_type": c.kalam_type,
+            "is_nullable": c.nullable, "is_primary_key": c.primary_key,
+            "default": c.default.describe() if c.default else None}
+
+
+def columns_table(definitions: list[TableDefinition]) -> pa.Table:
+    rows = [(d, c, i) for d in definitions for i, c in enumerate(d.columns)]
+    return pa.table({
+        "namespace_id": [d.table_id.namespace for d, _, _ in rows],
+        "table_name": [d.table_id.name for d, _, _ in rows],
+        "version": pa.array([d.schema_version for d, _, _ in rows], pa.int32()),
+        "column_id": pa.array([c.column_id for _, c, _ in rows], pa.int32()),
+        "column_name": [c.name for _, c, _ in rows],
+        "comment": pa.array([c.comment for _, c, _ in rows], pa.string()),
+        "data_type": [c.kalam_type for _, c, _ in rows],
+        "default_value": pa.array([c.default.describe() if c.default else None
+                                   for _, c, _ in rows], pa.string()),
+        "ordinal": pa.array([i + 1 for _, _, i in rows], pa.int32()),
+        "nullable": [c.nullable for _, c, _ in rows],
+        "primary_key": [c.primary_key for _, c, _ in rows],
+        "primary_key_pos": pa.array([1 if c.primary_key else None for _, c, _ in rows],
+                                    pa.int32()),
+    })
+
+
+def stats_table(engine: Engine) -> pa.Table:
+    stats = engine.cache.stats()
+    sizes = engine.storage.data_sizes()
+    metrics = {
+        "schema_cache_entries": stats.entries, "schema_cache_capacity": stats.capacity,
+        "schema_cache_hits": stats.hits, "schema_cache_misses": stats.misses,
+        "schema_cache_evictions": stats.evictions, "schema_cache_revived": stats.revived,
+        "providers_built": stats.built, "live_providers": stats.live_providers,
+        "schema_cache_memory_bytes": stats.memory_bytes,
+        "total_namespaces": len(engine.all_namespaces()),
+        "total_tables": len(engine.catalog.latest_tables()),
+        **{k: v for k, v in sizes.items()},
+    }
+    return pa.table({"metric_name": list(metrics),
+                     "metric_value": [str(v) for v in metrics.values()]})
+
+
+# --- statements
+def show_namespaces(engine: Engine, stmt: st.ShowNamespaces, ctx: ExecutionContext) -> Result:
+    table = namespaces_table(engine)
+    return Result("query", table=table, row_count=table.num_rows)
+
+
+def show_tables(engine: Engine, stmt: st.ShowTables, ctx: ExecutionContext) -> Result:
+    ns = None
+    if stmt.namespace is not None:
+        ns = validate_namespace(stmt.namespace)
+        if not engine.namespace_exists(ns):
+            raise NamespaceNotFoundError(f"Namespace '{ns}' does not exist")
+    defs = engine.catalog.latest_tables(ns)
+    table = tables_table(defs).select(["namespace_id", "table_name", "table_type", "storage_id",
+                                       "version", "options", "comment", "updated_at",
+                                       "created_at"])
+    return Result("query", table=table, row_count=table.num_rows)
+
+
+def describe_table(engine: Engine, stmt: st.DescribeTable, ctx: ExecutionContext) -> Result:
+    table_id = engine.table_id_for(stmt.table, ctx)
+    definition = engine.cache.get_definition(table_id)
+    if stmt.history:
+        defs = [d for d, _ in engine.catalog.all_versions() if d.table_id == table_id]
+    else:
+        defs = [definition]
+    rows = [(d, c, i) for d in defs for i, c in enumerate(d.columns)]
+    table = pa.table({
+        "column_name": [c.name for _, c, _ in rows],
+        "ordinal_position": pa.array([i + 1 for _, _, i in rows], pa.int32()),
+        "column_id": pa.array([c.column_id for _, c, _ in rows], pa.int32()),
+        "data_type": [c.kalam_type for _, c, _ in rows],
+        "is_nullable": [c.nullable for _, c, _ in rows],
+        "is_primary_key": [c.primary_key for _, c, _ in rows],
+        "column_default": pa.array([c.default.describe() if c.default else None
+                                    for _, c, _ in rows], pa.string()),
+        "column_comment": pa.array([c.comment for _, c, _ in rows], pa.string()),
+        "schema_version": pa.array([d.schema_version for d, _, _ in rows], pa.int32()),
+    })
+    return Result("query", table=table, row_count=table.num_rows)
+
+
+def show_stats(engine: Engine, stmt: st.ShowStats, ctx: ExecutionContext) -> Result:
+    table_id = engine.table_id_for(stmt.table, ctx)
+    provider = engine.cache.get_provider(table_id)
+    store = provider.store
+    visible = provider.visible_rows(ctx).num_rows if store is not None else 0
+    hot_rows, hot_bytes = store.hot_stats() if store is not None else (0, 0)
+    entry = engine.cache.peek(table_id)
+    table = pa.table({
+        "table_name": [table_id.name], "namespace": [table_id.namespace],
+        "schema_version": pa.array([provider.core.schema_version], pa.int32()),
+        "logical_rows": pa.array([visible], pa.int64()),
+        "hot_rows": pa.array([hot_rows], pa.int64()),
+        "flushed_segments": pa.array([0], pa.int64()),
+        "active_streams": pa.array([0], pa.int64()),
+        "memory_bytes": pa.array([hot_bytes + (entry.memory_bytes if entry else 0)], pa.int64()),
+    })
+    if ctx.role < Role.SERVICE:
+        # hot_rows counts every user's rows of a USER table; below service only yours show.
+        table = table.set_column(4, "hot_rows", pa.array([visible], pa.int64()))
+    return Result("query", table=table, row_count=1)

@@ -1,0 +1,24 @@
+"""SELECT and the other statements DataFusion runs itself (EXPLAIN, SHOW COLUMNS, ...)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from kalam_engine.auth.permissions import require_admin
+from kalam_engine.context import ExecutionContext
+from kalam_engine.result import Result
+from kalam_engine.sql import statements as st
+
+if TYPE_CHECKING:
+    from kalam_engine.engine import Engine
+
+_META_WORDS = ("EXPLAIN", "SHOW", "DESCRIBE", "DESC")
+
+
+def query(engine: Engine, stmt: st.QueryStatement, ctx: ExecutionContext,
+          params: list[Any] | None) -> Result:
+    first = stmt.sql.lstrip()[:9].split(None, 1)[0].upper() if stmt.sql.strip() else ""
+    if first in _META_WORDS:
+        require_admin(ctx, first)
+    table = engine.runner.run(ctx, stmt.sql, params, default_order=first == "SELECT")
+    return Result("query", table=table, row_count=table.num_rows)

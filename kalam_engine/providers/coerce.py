@@ -1,0 +1,71 @@
+"""Turn values a user supplied (from DataFusion, pandas or Arrow) into a column's stored type."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from kalam_engine.errors import InvalidParameterError
+
+
+def _embedding(values: pa.ChunkedArray | pa.Array, target: pa.DataType, name: str) -> pa.Array:
+    dim = target.list_size
+    out = []
+    for v in values.to_pylist():
+        if v is None:
+            out.append(None)
+            continue
+        vec = json.loads(v) if isinstance(v, str) else list(v)
+        if len(vec) != dim:
+            raise InvalidParameterError(
+                f"Column '{name}' expects EMBEDDING({dim}) but got a vector of {len(vec)} values")
+        out.append([float(x) for x in vec])
+    return pa.array(out, type=target)
+
+
+def _uuid(values: pa.ChunkedArray | pa.Array, name: str) -> pa.Array:
+    out = []
+    for v in values.to_pylist():
+        if v is None or isinstance(v, bytes):
+            out.append(v)
+            continue
+        try:
+            out.append(uuid.UUID(str(v)).bytes)
+        except ValueError as exc:
+            raise InvalidParameterError(f"Column '{name}': '{v}' is not a UUID") from exc
+    return pa.array(out, type=pa.binary(16))
+
+
+def coerce(values: pa.ChunkedArray | pa.Array, field: pa.Field) -> pa.Array | pa.ChunkedArray:
+    """Cast ``values`` to ``field.type``; a value that does not fit raises a clear error."""
+    target = field.type
+    if values.type == target:
+        return values
+    if pa.types.is_null(values.type):
+        return pa.nulls(len(values), target)
+    try:
+        if pa.types.is_fixed_size_list(target):
+            return _embedding(values, target, field.name)
+        if pa.types.is_fixed_size_binary(target) and target.byte_width == 16:
+            return _uuid(values, field.name)
+        if pa.types.is_timestamp(values.type) and pa.types.is_timestamp(target):
+            if values.type.tz is None and target.tz is not None:
+                values = pc.assume_timezone(values, target.tz)
+            elif values.type.tz is not None and target.tz is None:
+                values = values.cast(pa.timestamp(values.type.unit, tz="UTC")).cast(
+                    pa.timestamp(values.type.unit))
+        if pa.types.is_string(target) and not (
+                pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
+            if pa.types.is_binary(values.type):
+                return values.cast(target)
+            return pa.array([None if v is None else (json.dumps(v) if isinstance(v, (dict, list))
+                              else str(v)) for v in values.to_pylist()], type=target)
+        return values.cast(target, safe=True)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, ValueError,
+            TypeError) as exc:
+        raise InvalidParameterError(
+            f"Column '{field.name}' cannot hold a value of type {values.type}: {exc}",
+            hint=f"supply a value of type {target}") from exc

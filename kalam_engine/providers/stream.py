@@ -1,0 +1,35 @@
+"""STREAM tables: short-lived per-user events; rows older than TTL_SECONDS are invisible."""
+
+from __future__ import annotations
+
+import time
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from kalam_engine.catalog.definitions import SEQ_COLUMN
+from kalam_engine.context import ExecutionContext
+from kalam_engine.ids import ms_to_snowflake_floor
+from kalam_engine.providers.core import BaseTableProvider
+
+
+class StreamTableProvider(BaseTableProvider):
+    __slots__ = ()
+
+    def scope(self, ctx: ExecutionContext) -> str:
+        return ctx.user_id
+
+    @property
+    def ttl_seconds(self) -> int:
+        return self.core.definition.options.ttl_seconds or 0
+
+    def ttl_floor(self, now: float | None = None) -> int:
+        """The smallest _seq still alive."""
+        now_ms = int((time.time() if now is None else now) * 1000)
+        return ms_to_snowflake_floor(now_ms - self.ttl_seconds * 1000)
+
+    def visible_rows(self, ctx: ExecutionContext, *, include_deleted: bool = False) -> pa.Table:
+        rows = super().visible_rows(ctx, include_deleted=include_deleted)
+        if rows.num_rows == 0:
+            return rows
+        return rows.filter(pc.greater_equal(rows[SEQ_COLUMN], self.ttl_floor()))

@@ -1,0 +1,152 @@
+"""Run SQL on DataFusion for one request and turn DataFusion's failures into KalamErrors."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections import OrderedDict
+from typing import Any
+
+import pyarrow as pa
+from datafusion import DataFrame
+
+from kalam_engine.context import ExecutionContext, TableId
+from kalam_engine.errors import (
+    ExecutionError,
+    InvalidParameterError,
+    InvalidSqlError,
+    KalamError,
+    TableNotFoundError,
+)
+from kalam_engine.query.default_order import with_default_order
+from kalam_engine.query.functions import IdFunctions
+from kalam_engine.query.session import RequestState, TableResolver, new_session
+from kalam_engine.sql.tokens import tokenize
+
+_TABLE_NOT_FOUND = re.compile(r"table '([^']+)' not found", re.IGNORECASE)
+_CURRENT_FN = re.compile(r"current_(user|role)\s*\(\s*\)", re.IGNORECASE)
+
+
+def _strip_identity_parens(sql: str) -> str:
+    """``CURRENT_USER()`` -> ``CURRENT_USER`` outside string literals (sqlparser wants no parens
+    for CURRENT_USER)."""
+    if not _CURRENT_FN.search(sql):
+        return sql
+    out, last = [], 0
+    tokens = tokenize(sql)
+    for i, tok in enumerate(tokens[:-2]):
+        if tok.text.upper() == "CURRENT_USER" and tokens[i + 1].text == "(" \
+                and tokens[i + 2].text == ")":
+            out.append(sql[last:tok.end + 1])
+            last = tokens[i + 2].end + 1
+    out.append(sql[last:])
+    return "".join(out)
+
+
+class QueryRunner:
+    """Plans and runs statements for the engine; keeps the default-ORDER-BY decisions cached
+    per (namespace, statement text) like KalamDB's plan cache."""
+
+    def __init__(self, resolver: TableResolver, functions: IdFunctions,
+                 plan_cache_size: int = 512) -> None:
+        self.resolver = resolver
+        self.functions = functions
+        self._rewrites: OrderedDict[tuple[str, str], str] = OrderedDict()
+        self._rewrite_cap = plan_cache_size
+
+    def clear_plans(self) -> None:
+        self._rewrites.clear()
+
+    def dataframe(self, ctx: ExecutionContext, sql: str, params: list[Any] | None = None,
+                  *, default_order: bool = False,
+                  include_deleted: bool | None = None) -> tuple[DataFrame, RequestState]:
+        lowered = sql.lower()
+        if include_deleted is None:
+            include_deleted = "_deleted" in lowered
+        state = RequestState(self.resolver, ctx, include_deleted)
+        session = new_session(state)
+        self.functions.register_needed(session, lowered, ctx)
+        sql = _strip_identity_parens(sql)
+        param_values = {str(i + 1): v for i, v in enumerate(params)} if params else None
+        text = sql
+        if default_order:
+            text = self._ordered_text(ctx, sql)
+        try:
+            try:
+                return session.sql(text, param_values=param_values), state
+            except Exception:
+                if text is sql:
+                    raise
+                state.error = None
+                self._rewrites[(ctx.namespace, sql)] = sql
+                return session.sql(sql, param_values=param_values), state
+        except KalamError:
+            raise
+        except Exception as exc:  # DataFusion raises plain exceptions with its message
+            raise self.translate(exc, state, ctx) from None
+
+    def run(self, ctx: ExecutionContext, sql: str, params: list[Any] | None = None,
+            *, default_order: bool = False, include_deleted: bool | None = None) -> pa.Table:
+        df, state = self.dataframe(ctx, sql, params, default_order=default_order,
+                                   include_deleted=include_deleted)
+        try:
+            return df.to_arrow_table()
+        except KalamError:
+            raise
+        except Exception as exc:
+            raise self.translate(exc, state, ctx) from None
+
+    def _ordered_text(self, ctx: ExecutionContext, sql: str) -> str:
+        key = (ctx.namespace, sql)
+        hit = self._rewrites.get(key)
+        if hit is not None:
+            return hit
+        rewritten = with_default_order(sql, lambda ns, name: self._pk_of(ctx, ns, name)) or sql
+        self._rewrites[key] = rewritten
+        if len(self._rewrites) > self._rewrite_cap:
+            self._rewrites.popitem(last=False)
+        return rewritten
+
+    def _pk_of(self, ctx: ExecutionContext, namespace: str | None, name: str) -> str | None:
+        try:
+            provider = self.resolver.provider(TableId((namespace or ctx.namespace).lower(),
+                                                      name.lower()))
+        except KalamError:
+            return None
+        return provider.core.primary_key
+
+    def translate(self, exc: Exception, state: RequestState, ctx: ExecutionContext) -> KalamError:
+        """A clear KalamError for what DataFusion reported."""
+        if state.error is not None:
+            return state.error
+        text = str(exc)
+        message = text.split("\n")[0]
+        for prefix in ("DataFusion error: ", "Error during planning: ", "SQL error: ",
+                       "Execution error: ", "Arrow error: "):
+            message = message.replace(prefix, "")
+        missing = _TABLE_NOT_FOUND.search(text)
+        if missing:
+            name = missing.group(1)
+            return TableNotFoundError(f"Table '{name}' does not exist",
+                                      hint=self._close_names(ctx, name))
+        if "ParserError" in text or "sql parser error" in text.lower():
+            return InvalidSqlError(f"Invalid SQL: {message}",
+                                   hint="check the statement's syntax")
+        if "No field named" in text or "Schema error" in text:
+            return InvalidSqlError(message, hint="check the column names (DESCRIBE TABLE t)")
+        if "placeholder" in text.lower() or "param" in text.lower():
+            return InvalidParameterError(message, hint="pass one value per $n in params=[...]")
+        if "Error during planning" in text or "Invalid function" in text:
+            return InvalidSqlError(message)
+        return ExecutionError(message)
+
+    def _close_names(self, ctx: ExecutionContext, name: str) -> str:
+        short = name.split(".")[-1]
+        known = []
+        for ns in self.resolver.namespaces():
+            known.extend(f"{ns}.{t}" for t in self.resolver.table_names(ns))
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.5) or \
+            [k for k in known if k.endswith("." + short)][:3]
+        if close:
+            return "did you mean " + ", ".join(close) + "?"
+        return f"no such table in namespace '{ctx.namespace}'; SHOW TABLES lists them"

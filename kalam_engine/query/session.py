@@ -1,0 +1,101 @@
+"""Per-request DataFusion session and the catalog adapters that carry the request's context.
+
+The adapters are the only objects built per query besides the ExecutionContext: small
+(``__slots__``), they resolve a table name to the table's one shared provider and ask it for this
+request's rows. DataFusion then pushes projections and filters into the returned dataset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from datafusion import SessionConfig, SessionContext
+from datafusion.catalog import CatalogProvider, SchemaProvider, Table
+
+from kalam_engine.context import ExecutionContext, TableId
+from kalam_engine.errors import KalamError
+from kalam_engine.providers.core import BaseTableProvider
+
+CATALOG_NAME = "kalam"
+
+
+class TableResolver:
+    """What the adapters need from the engine (namespaces, table names, providers)."""
+
+    __slots__ = ("namespaces", "provider", "table_names")
+
+    def __init__(self, namespaces: Callable[[], Iterable[str]],
+                 table_names: Callable[[str], Iterable[str]],
+                 provider: Callable[[TableId], BaseTableProvider]) -> None:
+        self.namespaces = namespaces
+        self.table_names = table_names
+        self.provider = provider
+
+
+class RequestState:
+    """Per-request facts the adapters share: the context, options, and the first error."""
+
+    __slots__ = ("ctx", "error", "include_deleted", "resolver", "tables_used")
+
+    def __init__(self, resolver: TableResolver, ctx: ExecutionContext,
+                 include_deleted: bool) -> None:
+        self.resolver = resolver
+        self.ctx = ctx
+        self.include_deleted = include_deleted
+        self.error: KalamError | None = None
+        self.tables_used: list[BaseTableProvider] = []
+
+
+class RequestSchema(SchemaProvider):
+    __slots__ = ("_namespace", "_state")
+
+    def __init__(self, state: RequestState, namespace: str) -> None:
+        self._state = state
+        self._namespace = namespace
+
+    # datafusion-python 55 reads ``table_names`` as an attribute from Rust, so it is a property.
+    @property
+    def table_names(self) -> set[str]:  # type: ignore[override]
+        return set(self._state.resolver.table_names(self._namespace))
+
+    def table(self, name: str) -> Table | None:
+        state = self._state
+        try:
+            provider = state.resolver.provider(TableId(self._namespace, name))
+            dataset = provider.scan(state.ctx, include_deleted=state.include_deleted)
+        except KalamError as exc:
+            if state.error is None:
+                state.error = exc
+            raise
+        state.tables_used.append(provider)
+        return Table(dataset)
+
+    def table_exist(self, name: str) -> bool:
+        return name in self.table_names
+
+
+class RequestCatalog(CatalogProvider):
+    __slots__ = ("_state",)
+
+    def __init__(self, state: RequestState) -> None:
+        self._state = state
+
+    def schema_names(self) -> set[str]:
+        return set(self._state.resolver.namespaces())
+
+    def schema(self, name: str) -> RequestSchema | None:
+        if name not in self.schema_names():
+            return None
+        return RequestSchema(self._state, name)
+
+
+def new_session(state: RequestState, *, target_partitions: int = 2) -> SessionContext:
+    """A DataFusion session for one request, with the Kalam catalog as default."""
+    config = (SessionConfig()
+              .with_default_catalog_and_schema(CATALOG_NAME, state.ctx.namespace)
+              .with_create_default_catalog_and_schema(False)
+              .with_information_schema(True)
+              .with_target_partitions(target_partitions))
+    session = SessionContext(config)
+    session.register_catalog_provider(CATALOG_NAME, RequestCatalog(state))
+    return session

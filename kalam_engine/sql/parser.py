@@ -1,0 +1,477 @@
+"""KalamDB's statements: classify a statement by its first words and parse the KalamDB commands.
+
+SELECT-like statements are left to DataFusion; INSERT/UPDATE/DELETE are cut into pieces whose
+expressions DataFusion evaluates.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sqlglot.tokens import TokenType
+
+from kalam_engine.catalog.definitions import DEFAULT_FUNCTIONS, ColumnDefault
+from kalam_engine.errors import InvalidParameterError, InvalidSqlError, UnsupportedError
+from kalam_engine.sql import statements as st
+from kalam_engine.sql.tokens import TokenCursor
+
+QUERY_WORDS = {"SELECT", "WITH", "VALUES", "(", "EXPLAIN", "TABLE"}
+COLUMN_STOP_WORDS = {"NOT", "NULL", "DEFAULT", "PRIMARY", "AUTO_INCREMENT", "AUTO", "GENERATED",
+                     "UNIQUE", "COMMENT", "REFERENCES", "CHECK", "IDENTITY"}
+DEFAULT_ALIASES = {"CURRENT_TIMESTAMP": "NOW", "NOW": "NOW", "CURRENT_USER": "CURRENT_USER"}
+TABLE_TYPES = ("USER", "SHARED", "STREAM")
+_NUMBER = re.compile(r"^[+-]?\d+(\.\d+)?([eE][+-]?\d+)?$")
+
+
+def parse_statement(sql: str) -> object:
+    """Parse one statement into a dataclass of :mod:`kalam_engine.sql.statements`."""
+    head = sql.lstrip()[:12].upper()
+    first = head.split(None, 1)[0] if head.split() else ""
+    if first in QUERY_WORDS or head.startswith("("):
+        return st.QueryStatement(sql, explain=first == "EXPLAIN")
+    cur = TokenCursor(sql)
+    word = cur.peek_word()
+    if word == "INSERT":
+        return _parse_insert(cur)
+    if word == "UPDATE":
+        return _parse_update(cur)
+    if word == "DELETE":
+        return _parse_delete(cur)
+    if word == "CREATE":
+        return _parse_create(cur)
+    if word == "DROP":
+        return _parse_drop(cur)
+    if word == "ALTER":
+        return _parse_alter(cur)
+    if word in ("USE", "SET"):
+        return _parse_use(cur)
+    if word == "SHOW":
+        return _parse_show(cur)
+    if word in ("DESCRIBE", "DESC"):
+        return _parse_describe(cur)
+    if word == "STORAGE":
+        return _parse_storage(cur)
+    if word in ("BEGIN", "START", "COMMIT", "ROLLBACK", "END"):
+        return st.TransactionStatement(word)
+    raise InvalidSqlError(
+        f"Unsupported statement type: {sql.strip()[:60]!r}",
+        hint="see the README for the statements Kalam understands")
+
+
+# --- shared pieces
+def _table_ref(cur: TokenCursor) -> st.TableRef:
+    first = cur.word("a table name")
+    if cur.accept_type(TokenType.DOT):
+        second = cur.word("a table name")
+        if cur.accept_type(TokenType.DOT):
+            raise InvalidParameterError(
+                f"Table name '{first}.{second}.{cur.word()}' has too many parts",
+                hint="use namespace.table")
+        return st.TableRef(first, second)
+    if cur.accept_type(TokenType.COLON):  # KalamDB's ns:table form
+        return st.TableRef(first, cur.word("a table name"))
+    return st.TableRef(None, first)
+
+
+def _if_not_exists(cur: TokenCursor) -> bool:
+    return cur.accept("IF", "NOT", "EXISTS")
+
+
+def _if_exists(cur: TokenCursor) -> bool:
+    return cur.accept("IF", "EXISTS")
+
+
+def _literal_value(cur: TokenCursor, start: int, end: int) -> object:
+    """A literal written in tokens[start:end] as a Python value (for options and defaults)."""
+    toks = cur.tokens[start:end]
+    text = cur.text_from(start, end)
+    if len(toks) == 1 and toks[0].token_type is TokenType.STRING:
+        return toks[0].text
+    upper = text.upper()
+    if upper == "NULL":
+        return None
+    if upper in ("TRUE", "FALSE"):
+        return upper == "TRUE"
+    compact = text.replace(" ", "")
+    if _NUMBER.match(compact):
+        return float(compact) if any(c in compact for c in ".eE") else int(compact)
+    raise _NotLiteral(text)
+
+
+class _NotLiteral(Exception):
+    pass
+
+
+def _default(cur: TokenCursor, start: int, end: int) -> ColumnDefault:
+    text = cur.text_from(start, end)
+    if start >= end:
+        raise InvalidSqlError("DEFAULT needs a value", hint="e.g. DEFAULT 0 or DEFAULT NOW()")
+    name = re.sub(r"\s*\(\s*\)\s*$", "", text).strip().upper()
+    if name in DEFAULT_ALIASES:
+        return ColumnDefault("function", DEFAULT_ALIASES[name])
+    if name in DEFAULT_FUNCTIONS:
+        return ColumnDefault("function", name)
+    try:
+        return ColumnDefault("literal", _literal_value(cur, start, end))
+    except _NotLiteral:
+        raise InvalidParameterError(
+            f"Unsupported DEFAULT expression {text!r}",
+            hint="use a literal or one of NOW(), CURRENT_TIMESTAMP, SNOWFLAKE_ID(), UUID_V7(), "
+                 "ULID(), CURRENT_USER()") from None
+
+
+def _column_spec(cur: TokenCursor) -> st.ColumnSpec:
+    name = cur.word("a column name")
+    type_start = cur.pos
+    type_end = cur.balanced_until(COLUMN_STOP_WORDS, (TokenType.COMMA,))
+    if type_end == type_start:
+        raise InvalidSqlError(f"Column '{name}' needs a data type",
+                              hint="e.g. id BIGINT PRIMARY KEY")
+    type_text = cur.text_from(type_start, type_end)
+    nullable: bool | None = None
+    primary = auto = False
+    default = None
+    comment = None
+    while not cur.at_end() and cur.peek().token_type not in (TokenType.COMMA, TokenType.R_PAREN):
+        if cur.accept("NOT", "NULL"):
+            nullable = False
+        elif cur.accept("NULL"):
+            nullable = True
+        elif cur.accept("PRIMARY", "KEY"):
+            primary = True
+        elif cur.accept("AUTO_INCREMENT") or cur.accept("AUTO", "INCREMENT"):
+            auto = True
+        elif cur.accept("GENERATED"):
+            cur.balanced_until({"IDENTITY"})
+            cur.expect("IDENTITY")
+            if cur.peek() is not None and cur.peek().token_type is TokenType.L_PAREN:
+                cur.next()
+                cur.balanced_until(set())
+                cur.next()
+            auto = True
+        elif cur.accept("DEFAULT"):
+            start = cur.pos
+            end = cur.balanced_until(COLUMN_STOP_WORDS - {"NULL"}, (TokenType.COMMA,))
+            default = _default(cur, start, end)
+        elif cur.accept("COMMENT"):
+            comment = cur.string_or_word("a comment")
+        elif cur.accept("UNIQUE"):
+            raise UnsupportedError("UNIQUE constraints are not supported",
+                                   hint="only the PRIMARY KEY is unique")
+        else:
+            tok = cur.peek()
+            raise InvalidSqlError(f"Unexpected {tok.text!r} in the definition of column "
+                                  f"'{name}'", hint="column: name TYPE [NOT NULL] [DEFAULT v] "
+                                                    "[PRIMARY KEY] [AUTO_INCREMENT]")
+    return st.ColumnSpec(name, type_text, nullable, primary, default, auto, comment)
+
+
+def _options(cur: TokenCursor) -> dict[str, str]:
+    """``(K1='v', K2=3, ...)`` with keys upper-cased and quotes stripped."""
+    out: dict[str, str] = {}
+    if not cur.accept_type(TokenType.L_PAREN):
+        raise InvalidSqlError("Expected '(' to start the options",
+                              hint="WITH (TYPE='USER', FLUSH_POLICY='rows:100')")
+    while not cur.accept_type(TokenType.R_PAREN):
+        key = cur.string_or_word("an option name").upper()
+        if not cur.accept_type(TokenType.EQ):
+            raise InvalidSqlError(f"Option {key} needs '= value'")
+        start = cur.pos
+        end = cur.balanced_until(set(), (TokenType.COMMA,))
+        try:
+            value = _literal_value(cur, start, end)
+        except _NotLiteral:
+            value = cur.text_from(start, end)
+        out[key] = "" if value is None else str(value).upper() if isinstance(value, bool) \
+            else str(value)
+        cur.accept_type(TokenType.COMMA)
+        if cur.at_end():
+            raise InvalidSqlError("Options are missing their closing ')'")
+    return out
+
+
+# --- CREATE / DROP / ALTER
+def _parse_create(cur: TokenCursor) -> object:
+    cur.expect("CREATE")
+    if cur.accept("NAMESPACE"):
+        ine = _if_not_exists(cur)
+        name = cur.word("a namespace name")
+        cur.expect_end()
+        return st.CreateNamespace(name, ine)
+    prefix = None
+    for t in TABLE_TYPES:
+        if cur.is_words(t, "TABLE"):
+            prefix = t
+            cur.next()
+            break
+    if cur.accept("TABLE"):
+        return _parse_create_table(cur, prefix)
+    if cur.is_words("USER") or cur.is_words("STORAGE") or cur.is_words("VIEW"):
+        raise UnsupportedError(f"CREATE {cur.peek_word(0)} is not supported yet")
+    raise InvalidSqlError(f"Unsupported statement type: {cur.sql[:60]!r}",
+                          hint="CREATE NAMESPACE or CREATE [USER|SHARED|STREAM] TABLE")
+
+
+def _parse_create_table(cur: TokenCursor, prefix: str | None) -> st.CreateTable:
+    ine = _if_not_exists(cur)
+    table = _table_ref(cur)
+    if not cur.accept_type(TokenType.L_PAREN):
+        raise InvalidSqlError(f"CREATE TABLE {table.name} needs a column list in parentheses")
+    columns: list[st.ColumnSpec] = []
+    table_pk: tuple[str, ...] = ()
+    while True:
+        if cur.accept("CONSTRAINT"):
+            cur.word("a constraint name")
+        if cur.accept("PRIMARY", "KEY"):
+            if not cur.accept_type(TokenType.L_PAREN):
+                raise InvalidSqlError("PRIMARY KEY needs a column list, e.g. PRIMARY KEY (id)")
+            names = []
+            while not cur.accept_type(TokenType.R_PAREN):
+                names.append(cur.word("a column name"))
+                cur.accept_type(TokenType.COMMA)
+            table_pk = tuple(names)
+        else:
+            columns.append(_column_spec(cur))
+        if cur.accept_type(TokenType.COMMA):
+            continue
+        if cur.accept_type(TokenType.R_PAREN):
+            break
+        raise InvalidSqlError("Expected ',' or ')' in the column list",
+                              hint=f"near {cur.peek().text if cur.peek() else 'the end'!r}")
+    options: dict[str, str] = {}
+    if cur.accept("USING"):
+        cur.word("an access method")
+    if cur.accept("WITH"):
+        options = _options(cur)
+    cur.expect_end()
+    return st.CreateTable(table, prefix, ine, tuple(columns), table_pk, options)
+
+
+def _parse_drop(cur: TokenCursor) -> object:
+    cur.expect("DROP")
+    if cur.accept("NAMESPACE"):
+        ie = _if_exists(cur)
+        name = cur.word("a namespace name")
+        cascade = cur.accept("CASCADE")
+        cur.expect_end()
+        return st.DropNamespace(name, ie, cascade)
+    prefix = None
+    for t in TABLE_TYPES:
+        if cur.is_words(t, "TABLE"):
+            prefix = t
+            cur.next()
+            break
+    if cur.accept("TABLE"):
+        ie = _if_exists(cur)
+        table = _table_ref(cur)
+        cur.expect_end()
+        return st.DropTable(table, ie, prefix)
+    raise InvalidSqlError(f"Unsupported statement type: {cur.sql[:60]!r}",
+                          hint="DROP NAMESPACE or DROP TABLE")
+
+
+def _parse_alter(cur: TokenCursor) -> object:
+    cur.expect("ALTER")
+    if cur.accept("NAMESPACE"):
+        name = cur.word("a namespace name")
+        cur.expect("SET", "OPTIONS")
+        opts = _options(cur)
+        cur.expect_end()
+        return st.AlterNamespace(name, dict(opts))
+    cur.expect("TABLE")
+    table = _table_ref(cur)
+    action: st.AlterAction
+    if cur.accept("ADD"):
+        cur.accept("COLUMN")
+        action = st.AddColumn(_column_spec(cur))
+    elif cur.accept("DROP"):
+        if cur.is_words("INDEX") or cur.is_words("VECTOR"):
+            raise UnsupportedError("Vector indexes are not supported yet")
+        cur.accept("COLUMN")
+        action = st.DropColumn(cur.word("a column name"))
+    elif cur.accept("MODIFY"):
+        cur.accept("COLUMN")
+        action = st.ModifyColumn(_column_spec(cur))
+    elif cur.accept("RENAME"):
+        cur.accept("COLUMN")
+        old = cur.word("a column name")
+        cur.expect("TO")
+        action = st.RenameColumn(old, cur.word("a column name"))
+    elif cur.accept("ALTER"):
+        cur.accept("COLUMN")
+        name = cur.word("a column name")
+        if cur.accept("SET", "NOT", "NULL"):
+            action = st.SetNullability(name, False)
+        elif cur.accept("DROP", "NOT", "NULL"):
+            action = st.SetNullability(name, True)
+        elif cur.accept("SET", "DEFAULT"):
+            start = cur.pos
+            action = st.SetColumnDefault(name, _default(cur, start, len(cur.tokens)))
+            cur.pos = len(cur.tokens)
+        elif cur.accept("DROP", "DEFAULT"):
+            action = st.SetColumnDefault(name, None)
+        else:
+            raise InvalidSqlError("ALTER COLUMN needs SET/DROP NOT NULL or SET/DROP DEFAULT")
+    elif cur.accept("SET", "TBLPROPERTIES"):
+        opts = _options(cur)
+        if set(opts) != {"ACCESS_LEVEL"}:
+            raise InvalidParameterError(
+                f"Unknown table property {', '.join(sorted(set(opts) - {'ACCESS_LEVEL'}))}",
+                hint="only ACCESS_LEVEL can be set")
+        action = st.SetAccessLevel(opts["ACCESS_LEVEL"])
+    elif cur.accept("SET", "ACCESS", "LEVEL"):
+        action = st.SetAccessLevel(cur.string_or_word("an access level"))
+    else:
+        raise InvalidSqlError(
+            "ALTER TABLE needs one of ADD COLUMN, DROP COLUMN, MODIFY COLUMN, ALTER COLUMN, "
+            "RENAME COLUMN, SET ACCESS LEVEL")
+    if cur.is_words("FIRST") or cur.is_words("AFTER"):
+        raise UnsupportedError("FIRST/AFTER column positions are not supported")
+    if cur.is_words("CASCADE") or cur.is_words("RESTRICT"):
+        raise UnsupportedError("CASCADE/RESTRICT are not supported in ALTER TABLE")
+    cur.expect_end()
+    return st.AlterTable(table, action)
+
+
+# --- USE / SHOW / DESCRIBE / STORAGE
+def _parse_use(cur: TokenCursor) -> object:
+    if cur.accept("SET"):
+        if not cur.accept("NAMESPACE"):
+            raise UnsupportedError("SET is only supported as SET NAMESPACE <name>")
+    else:
+        cur.expect("USE")
+        cur.accept("NAMESPACE")
+    name = cur.word("a namespace name")
+    cur.expect_end()
+    return st.UseNamespace(name)
+
+
+def _parse_show(cur: TokenCursor) -> object:
+    cur.expect("SHOW")
+    if cur.accept("NAMESPACES"):
+        cur.expect_end()
+        return st.ShowNamespaces()
+    if cur.accept("TABLES"):
+        ns = None
+        if cur.accept("IN") or cur.accept("FROM"):
+            cur.accept("NAMESPACE")
+            ns = cur.word("a namespace name")
+        cur.expect_end()
+        return st.ShowTables(ns)
+    if cur.accept("STATS", "FOR", "TABLE"):
+        table = _table_ref(cur)
+        cur.expect_end()
+        return st.ShowStats(table)
+    if cur.is_words("COLUMNS") or cur.is_words("ALL"):
+        return st.QueryStatement(cur.sql)
+    raise InvalidSqlError(f"Unsupported SHOW statement: {cur.sql[:60]!r}",
+                          hint="SHOW NAMESPACES, SHOW TABLES [IN ns], SHOW STATS FOR TABLE t")
+
+
+def _parse_describe(cur: TokenCursor) -> object:
+    cur.next()
+    if not cur.accept("TABLE"):
+        return st.QueryStatement(cur.sql)
+    table = _table_ref(cur)
+    history = cur.accept("HISTORY")
+    cur.expect_end()
+    return st.DescribeTable(table, history)
+
+
+def _parse_storage(cur: TokenCursor) -> object:
+    cur.expect("STORAGE")
+    if cur.accept("FLUSH"):
+        ctor = st.StorageFlush
+    elif cur.accept("COMPACT"):
+        ctor = st.StorageCompact
+    else:
+        raise UnsupportedError(f"Unsupported STORAGE command: {cur.sql[:60]!r}",
+                               hint="STORAGE FLUSH|COMPACT TABLE ns.t or ... ALL [IN ns]")
+    if cur.accept("TABLE"):
+        table = _table_ref(cur)
+        cur.expect_end()
+        return ctor(table=table)
+    cur.expect("ALL")
+    ns = None
+    if cur.accept("IN"):
+        cur.accept("NAMESPACE")
+        ns = cur.word("a namespace name")
+    cur.expect_end()
+    return ctor(namespace=ns)
+
+
+# --- DML
+def _parse_insert(cur: TokenCursor) -> st.InsertStatement:
+    cur.expect("INSERT")
+    cur.expect("INTO")
+    table = _table_ref(cur)
+    columns = None
+    if cur.peek() is not None and cur.peek().token_type is TokenType.L_PAREN:
+        cur.next()
+        names = []
+        while not cur.accept_type(TokenType.R_PAREN):
+            names.append(cur.word("a column name"))
+            if not cur.accept_type(TokenType.COMMA) and cur.peek() is not None \
+                    and cur.peek().token_type is not TokenType.R_PAREN:
+                raise InvalidSqlError("Expected ',' between the column names")
+            if cur.at_end():
+                raise InvalidSqlError("The column list is missing its closing ')'")
+        columns = tuple(names)
+    start = cur.pos
+    depth = 0
+    for i in range(start, len(cur.tokens)):
+        tok = cur.tokens[i]
+        if tok.token_type is TokenType.L_PAREN:
+            depth += 1
+        elif tok.token_type is TokenType.R_PAREN:
+            depth -= 1
+        elif depth == 0 and tok.text.upper() in ("RETURNING", "ON") and \
+                tok.token_type is not TokenType.STRING:
+            raise UnsupportedError(f"INSERT ... {tok.text.upper()} is not supported",
+                                   hint="run a SELECT after the INSERT to read the rows back")
+    if cur.at_end() or cur.peek_word() not in ("VALUES", "SELECT", "WITH", "("):
+        raise InvalidSqlError("INSERT needs VALUES (...) or a SELECT",
+                              hint="INSERT INTO ns.t (a, b) VALUES (1, 'x')")
+    return st.InsertStatement(table, columns, cur.rest())
+
+
+def _parse_update(cur: TokenCursor) -> st.UpdateStatement:
+    cur.expect("UPDATE")
+    table = _table_ref(cur)
+    cur.expect("SET")
+    assignments: list[tuple[str, str]] = []
+    while True:
+        col = cur.word("a column name")
+        if not cur.accept_type(TokenType.EQ):
+            raise InvalidSqlError(f"Expected '=' after column {col!r} in UPDATE ... SET")
+        start = cur.pos
+        end = cur.balanced_until({"WHERE"}, (TokenType.COMMA,))
+        if end == start:
+            raise InvalidSqlError(f"UPDATE ... SET {col} = needs a value")
+        assignments.append((col, cur.text_from(start, end)))
+        if not cur.accept_type(TokenType.COMMA):
+            break
+    if not cur.accept("WHERE"):
+        if cur.at_end():
+            raise InvalidSqlError("UPDATE requires a WHERE clause",
+                                  hint="add WHERE ... (use WHERE true to update every row)")
+        raise InvalidSqlError(f"Unexpected {cur.peek().text!r} in UPDATE")
+    where = cur.rest()
+    if not where:
+        raise InvalidSqlError("UPDATE requires a WHERE clause")
+    return st.UpdateStatement(table, tuple(assignments), where)
+
+
+def _parse_delete(cur: TokenCursor) -> st.DeleteStatement:
+    cur.expect("DELETE")
+    cur.expect("FROM")
+    table = _table_ref(cur)
+    if not cur.accept("WHERE"):
+        if cur.at_end():
+            raise InvalidSqlError("DELETE requires a WHERE clause",
+                                  hint="add WHERE ... (use WHERE true to delete every row)")
+        raise InvalidSqlError(f"Unexpected {cur.peek().text!r} in DELETE")
+    where = cur.rest()
+    if not where:
+        raise InvalidSqlError("DELETE requires a WHERE clause")
+    return st.DeleteStatement(table, where)

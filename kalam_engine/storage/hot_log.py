@@ -1,0 +1,58 @@
+"""The hot write log: every acknowledged write is one row in SQLite holding an Arrow IPC batch.
+
+A write is acknowledged only after its transaction commits. On open the log is replayed into the
+in-memory partitions; a flush removes the entries it moved to Parquet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pyarrow as pa
+
+from kalam_engine.storage.sqlite_db import SqliteDatabase
+
+
+def encode_batch(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def decode_batch(blob: bytes) -> pa.Table:
+    return pa.ipc.open_stream(pa.py_buffer(blob)).read_all()
+
+
+class HotLog:
+    __slots__ = ("_db",)
+
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    def append(self, table_key: str, scope: str, schema_version: int, max_seq: int,
+               rows: pa.Table) -> int:
+        with self._db.transaction() as conn:
+            cur = conn.execute(
+                "INSERT INTO hot_log (table_key, scope, schema_version, max_seq, batch) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (table_key, scope, schema_version, max_seq, encode_batch(rows)))
+            return int(cur.lastrowid or 0)
+
+    def entries(self, table_key: str | None = None) -> Iterator[tuple[int, str, str, pa.Table]]:
+        """(log id, table key, scope, rows) in write order."""
+        sql = "SELECT id, table_key, scope, batch FROM hot_log"
+        args: tuple = ()
+        if table_key is not None:
+            sql += " WHERE table_key = ?"
+            args = (table_key,)
+        for log_id, key, scope, blob in self._db.query(sql + " ORDER BY id", args):
+            yield log_id, key, scope, decode_batch(blob)
+
+    def remove_table(self, table_key: str) -> None:
+        with self._db.transaction() as conn:
+            conn.execute("DELETE FROM hot_log WHERE table_key = ?", (table_key,))
+
+    def max_seq(self) -> int:
+        rows = self._db.query("SELECT COALESCE(MAX(max_seq), 0) FROM hot_log")
+        return int(rows[0][0])

@@ -1,0 +1,86 @@
+"""The SQLite file that holds the catalog and the hot write log (WAL mode).
+
+One connection, serialised by a lock; ``transaction()`` groups catalog and log changes so that
+they commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+DURABILITY_LEVELS = {"full": "FULL", "normal": "NORMAL", "off": "OFF"}
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS namespaces (
+    name TEXT PRIMARY KEY, created_at REAL NOT NULL, options TEXT);
+CREATE TABLE IF NOT EXISTS schemas (
+    table_key TEXT NOT NULL, namespace TEXT NOT NULL, table_name TEXT NOT NULL,
+    schema_version INTEGER NOT NULL, is_latest INTEGER NOT NULL, dropped INTEGER NOT NULL DEFAULT 0,
+    definition TEXT NOT NULL, created_at REAL NOT NULL,
+    PRIMARY KEY (table_key, schema_version));
+CREATE TABLE IF NOT EXISTS users (
+    user_id TEXT PRIMARY KEY, password_hash TEXT, role TEXT NOT NULL, email TEXT,
+    auth_type TEXT NOT NULL DEFAULT 'password', auth_data TEXT,
+    failed_login_attempts INTEGER NOT NULL DEFAULT 0, locked_until REAL, last_login_at REAL,
+    created_at REAL NOT NULL, updated_at REAL NOT NULL, last_seen REAL, deleted_at REAL);
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id TEXT PRIMARY KEY, job_type TEXT NOT NULL, status TEXT NOT NULL, parameters TEXT,
+    message TEXT, exception_trace TEXT, created_at REAL NOT NULL, updated_at REAL NOT NULL,
+    started_at REAL, finished_at REAL);
+CREATE TABLE IF NOT EXISTS audit_log (
+    audit_id INTEGER PRIMARY KEY AUTOINCREMENT, timestamp REAL NOT NULL, actor_user_id TEXT,
+    action TEXT NOT NULL, target TEXT, details TEXT, subject_user_id TEXT);
+CREATE TABLE IF NOT EXISTS hot_log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, table_key TEXT NOT NULL, scope TEXT NOT NULL,
+    schema_version INTEGER NOT NULL, max_seq INTEGER NOT NULL, batch BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS hot_log_table ON hot_log (table_key, scope);
+"""
+
+
+class SqliteDatabase:
+    """Owner of the one sqlite3 connection of an engine."""
+
+    def __init__(self, path: Path | None, durability: str = "full") -> None:
+        target = ":memory:" if path is None else str(path)
+        self.path = path
+        self.conn = sqlite3.connect(target, check_same_thread=False, isolation_level=None)
+        self.lock = threading.RLock()
+        if path is not None:
+            self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute(f"PRAGMA synchronous={DURABILITY_LEVELS[durability]}")
+        self.conn.executescript(SCHEMA)
+        self._depth = 0
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A transaction; nested calls join the outer one."""
+        with self.lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield self.conn
+                finally:
+                    self._depth -= 1
+                return
+            self.conn.execute("BEGIN IMMEDIATE")
+            self._depth = 1
+            try:
+                yield self.conn
+            except BaseException:
+                self._depth = 0
+                self.conn.execute("ROLLBACK")
+                raise
+            self._depth = 0
+            self.conn.execute("COMMIT")
+
+    def query(self, sql: str, args: tuple = ()) -> list[tuple]:
+        with self.lock:
+            return self.conn.execute(sql, args).fetchall()
+
+    def close(self) -> None:
+        with self.lock:
+            self.conn.close()
