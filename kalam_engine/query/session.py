@@ -7,8 +7,14 @@ request's rows. DataFusion then pushes projections and filters into the returned
 
 from __future__ import annotations
 
+import hashlib
+import os
+import tempfile
+import threading
 from collections.abc import Callable, Iterable
 
+import pyarrow as pa
+import pyarrow.dataset as pds
 from datafusion import SessionConfig, SessionContext
 from datafusion.catalog import CatalogProvider, SchemaProvider, Table
 
@@ -17,6 +23,27 @@ from kalam_engine.errors import KalamError
 from kalam_engine.providers.core import BaseTableProvider
 
 CATALOG_NAME = "kalam"
+
+
+_EMPTY_DIR = tempfile.TemporaryDirectory(prefix="kalam-empty-")
+_EMPTY_DATASETS: dict[bytes, pds.Dataset] = {}
+_EMPTY_LOCK = threading.Lock()
+
+
+def _empty_table(schema: pa.Schema) -> Table:
+    """DataFusion 55 cannot sort a dataset with no fragments (SanityCheckPlan), and a
+    DataFusion-made view cannot be built while DataFusion is planning. An empty table is served
+    as a one-fragment dataset over an empty Arrow file, one file per schema."""
+    key = hashlib.sha1(schema.serialize().to_pybytes()).digest()
+    with _EMPTY_LOCK:
+        dataset = _EMPTY_DATASETS.get(key)
+        if dataset is None:
+            path = os.path.join(_EMPTY_DIR.name, key.hex() + ".arrow")
+            with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+                writer.write_table(schema.empty_table())
+            dataset = pds.dataset(path, format="ipc", schema=schema)
+            _EMPTY_DATASETS[key] = dataset
+    return Table(dataset)
 
 
 class TableResolver:
@@ -68,6 +95,8 @@ class RequestSchema(SchemaProvider):
                 state.error = exc
             raise
         state.tables_used.append(provider)
+        if dataset.count_rows() == 0:
+            return _empty_table(dataset.schema)
         return Table(dataset)
 
     def table_exist(self, name: str) -> bool:
