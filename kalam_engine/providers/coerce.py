@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import uuid
 
@@ -51,6 +52,9 @@ def coerce(values: pa.ChunkedArray | pa.Array, field: pa.Field) -> pa.Array | pa
             return _embedding(values, target, field.name)
         if pa.types.is_fixed_size_binary(target) and target.byte_width == 16:
             return _uuid(values, field.name)
+        if pa.types.is_time(target) and pa.types.is_string(values.type):
+            return pa.array([None if v is None else dt.time.fromisoformat(v)
+                             for v in values.to_pylist()], type=target)
         if pa.types.is_timestamp(values.type) and pa.types.is_timestamp(target):
             if values.type.tz is None and target.tz is not None:
                 values = pc.assume_timezone(values, target.tz)
