@@ -81,9 +81,10 @@ class RequestSchema(SchemaProvider):
         self._namespace = namespace
 
     # datafusion-python 55 reads ``table_names`` as an attribute from Rust, so it is a property.
+    # It also wants a sequence, not a set.
     @property
-    def table_names(self) -> set[str]:  # type: ignore[override]
-        return set(self._state.resolver.table_names(self._namespace))
+    def table_names(self) -> list[str]:  # type: ignore[override]
+        return list(self._state.resolver.table_names(self._namespace))
 
     def table(self, name: str) -> Table | None:
         state = self._state
