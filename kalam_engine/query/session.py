@@ -18,11 +18,12 @@ import pyarrow.dataset as pds
 from datafusion import SessionConfig, SessionContext
 from datafusion.catalog import CatalogProvider, SchemaProvider, Table
 
-from kalam_engine.context import ExecutionContext, TableId
-from kalam_engine.errors import KalamError
+from kalam_engine.context import ExecutionContext, Role, TableId
+from kalam_engine.errors import KalamError, TableNotFoundError
 from kalam_engine.providers.core import BaseTableProvider
 
 CATALOG_NAME = "kalam"
+SYSTEM_NAMESPACE = "system"
 
 
 _EMPTY_DIR = tempfile.TemporaryDirectory(prefix="kalam-empty-")
@@ -84,12 +85,18 @@ class RequestSchema(SchemaProvider):
     # It also wants a sequence, not a set.
     @property
     def table_names(self) -> list[str]:  # type: ignore[override]
-        return list(self._state.resolver.table_names(self._namespace))
+        state = self._state
+        if self._namespace == SYSTEM_NAMESPACE and state.ctx.role < Role.DBA:
+            return []  # information_schema lists no system table to those who may not read it
+        return list(state.resolver.table_names(self._namespace))
 
     def table(self, name: str) -> Table | None:
         state = self._state
         try:
             provider = state.resolver.provider(TableId(self._namespace, name))
+        except TableNotFoundError:
+            return None  # DataFusion reports it; the runner adds close names
+        try:
             dataset = provider.scan(state.ctx, include_deleted=state.include_deleted)
         except KalamError as exc:
             if state.error is None:
