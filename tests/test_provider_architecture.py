@@ -120,7 +120,7 @@ def test_provider_retired_by_alter_raises_a_clear_error(chat):
     chat.execute("ALTER TABLE app.messages ADD COLUMN mood TEXT")
     new = chat.cache.get_provider(tid)
     assert new is not old and new.core.schema_version == 2
-    with pytest.raises(kalam_engine.RetiredProviderError, match="app.messages") as err:
+    with pytest.raises(kalam_engine.RetiredProviderError, match=r"app\.messages") as err:
         old.scan(ExecutionContext("alice", Role.USER, "app"))
     assert err.value.code == "TABLE_NOT_FOUND"
     with pytest.raises(kalam_engine.RetiredProviderError):

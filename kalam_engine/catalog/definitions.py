@@ -49,7 +49,8 @@ class ColumnDefinition:
 
     def arrow_field(self) -> pa.Field:
         _, arrow_type = resolve_type(self.sql_type)
-        meta = {KALAM_TYPE_KEY: self.kalam_type.encode(), COLUMN_ID_KEY: str(self.column_id).encode()}
+        meta = {KALAM_TYPE_KEY: self.kalam_type.encode(),
+                COLUMN_ID_KEY: str(self.column_id).encode()}
         # Stored fields are nullable: tombstones and schema evolution need it. NOT NULL is
         # enforced at write time.
         return pa.field(self.name, arrow_type, nullable=True, metadata=meta)

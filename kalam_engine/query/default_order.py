@@ -55,12 +55,12 @@ def with_default_order(sql: str, primary_key_of: PkResolver) -> str | None:
     if len(rest) >= 3 and tokens[rest[1]].token_type is TokenType.DOT:
         namespace, name = first.text, tokens[rest[2]].text
         k = 3
-    for idx in rest[k:]:
-        tok = tokens[idx]
-        if tok.token_type is TokenType.COMMA and words[top.index(idx)] == ",":
-            # a comma after FROM at depth 0 means a second table
-            if "WHERE" not in words[at + 1: top.index(idx)]:
-                return None
+    from_clause = words[at + 1 + k:]
+    for stop in ("WHERE", "LIMIT", "OFFSET"):
+        if stop in from_clause:
+            from_clause = from_clause[:from_clause.index(stop)]
+    if "," in from_clause:  # a second table in the FROM clause
+        return None
     pk = primary_key_of(namespace, name)
     if pk is None:
         return None
