@@ -7,6 +7,7 @@ request's rows. DataFusion then pushes projections and filters into the returned
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import tempfile
@@ -103,7 +104,7 @@ class RequestSchema(SchemaProvider):
                 state.error = exc
             raise
         state.tables_used.append(provider)
-        if dataset.count_rows() == 0:
+        if next(iter(dataset.get_fragments()), None) is None:
             return _empty_table(dataset.schema)
         return Table(dataset)
 
@@ -126,13 +127,17 @@ class RequestCatalog(CatalogProvider):
         return RequestSchema(self._state, name)
 
 
+@functools.lru_cache(maxsize=256)
+def _config(namespace: str, target_partitions: int) -> SessionConfig:
+    return (SessionConfig()
+            .with_default_catalog_and_schema(CATALOG_NAME, namespace)
+            .with_create_default_catalog_and_schema(False)
+            .with_information_schema(True)
+            .with_target_partitions(target_partitions))
+
+
 def new_session(state: RequestState, *, target_partitions: int = 2) -> SessionContext:
     """A DataFusion session for one request, with the Kalam catalog as default."""
-    config = (SessionConfig()
-              .with_default_catalog_and_schema(CATALOG_NAME, state.ctx.namespace)
-              .with_create_default_catalog_and_schema(False)
-              .with_information_schema(True)
-              .with_target_partitions(target_partitions))
-    session = SessionContext(config)
+    session = SessionContext(_config(state.ctx.namespace, target_partitions))
     session.register_catalog_provider(CATALOG_NAME, RequestCatalog(state))
     return session
