@@ -27,6 +27,7 @@ from kalam_engine.errors import (
     UnsupportedError,
 )
 from kalam_engine.handlers import dml, introspection, namespaces, query, tables
+from kalam_engine.handlers import storage as storage_handlers
 from kalam_engine.providers.core import BaseTableProvider, TableProviderCore
 from kalam_engine.providers.shared import SharedTableProvider
 from kalam_engine.providers.stream import StreamTableProvider
@@ -69,7 +70,7 @@ class Engine:
             self.path.mkdir(parents=True, exist_ok=True)
         self._db = SqliteDatabase(self.path / CATALOG_FILE if self.path else None, durability)
         self.catalog = CatalogStore(self._db)
-        self.storage = StorageManager(self._db)
+        self.storage = StorageManager(self._db, self.path)
         self._system = self._system_tables()
         self.cache = SchemaCache(self._load_definition, self._build_provider,
                                  self._storage_path, capacity=cache_capacity)
@@ -84,6 +85,7 @@ class Engine:
         # Providers are built when the engine opens (up to the cache's capacity).
         for definition in list(latest.values())[:cache_capacity]:
             self.cache.register(definition)
+        self.storage.start_eviction()
 
     # --- lifecycle
     def _bootstrap(self) -> None:
@@ -99,6 +101,7 @@ class Engine:
             if self._closed:
                 return
             self._closed = True
+            self.storage.stop_eviction()
             self.cache.clear()
             self._db.close()
 
@@ -211,12 +214,13 @@ class Engine:
             entry = self.cache.peek(d.table_id)
             store = self.storage.existing_store(d.table_id)
             hot_rows, hot_bytes = store.hot_stats() if store else (0, 0)
+            cold_rows, cold_bytes, _segments = store.cold_stats() if store else (0, 0, 0)
             out.append({"table": str(d.table_id), "type": d.table_type.value,
                         "schema_version": d.schema_version,
                         "provider_id": id(entry.provider) if entry else None,
                         "cached": entry is not None,
                         "hot_rows": hot_rows, "hot_bytes": hot_bytes,
-                        "cold_rows": 0, "cold_bytes": 0,
+                        "cold_rows": cold_rows, "cold_bytes": cold_bytes,
                         "users": len(store.scopes()) if store and
                         d.table_type is not TableType.SHARED else 0})
         return out
@@ -275,6 +279,7 @@ class Engine:
         store = self.storage.existing_store(old.table_id)
         if store is None or column.default is None:
             return
+        store.bind(new)  # a flush the backfill triggers must keep the new column
         provider = _PROVIDER_CLASSES[new.table_type](
             TableProviderCore.from_definition(new), store, self.storage.seq)
         for scope in store.scopes():
@@ -369,6 +374,8 @@ _HANDLERS: dict[type, Callable[..., Result]] = {
     st.ShowTables: introspection.show_tables,
     st.DescribeTable: introspection.describe_table,
     st.ShowStats: introspection.show_stats,
+    st.StorageFlush: storage_handlers.storage_command,
+    st.StorageCompact: storage_handlers.storage_command,
 }
 _WITH_PARAMS = {st.QueryStatement, st.InsertStatement, st.UpdateStatement, st.DeleteStatement}
 

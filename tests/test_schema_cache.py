@@ -33,7 +33,8 @@ def test_memory_bytes_matches_tracemalloc_within_25_percent():
     defs = _definitions(300)
     log = HotLog(SqliteDatabase(None))
     seq = SnowflakeGenerator()
-    stores = {tid: TableStore(tid, kalam_engine.TableType.USER, "id", log) for tid in defs}
+    stores = {tid: TableStore(TableDefinition.from_json(text), "id", log)
+              for tid, text in defs.items()}
 
     def factory(d: TableDefinition) -> UserTableProvider:
         return UserTableProvider(TableProviderCore.from_definition(d), stores[d.table_id], seq)

@@ -184,7 +184,8 @@ def show_stats(engine: Engine, stmt: st.ShowStats, ctx: ExecutionContext) -> Res
         "schema_version": pa.array([provider.core.schema_version], pa.int32()),
         "logical_rows": pa.array([visible], pa.int64()),
         "hot_rows": pa.array([hot_rows], pa.int64()),
-        "flushed_segments": pa.array([0], pa.int64()),
+        "flushed_segments": pa.array([store.cold_stats()[2] if store is not None else 0],
+                                     pa.int64()),
         "active_streams": pa.array([0], pa.int64()),
         "memory_bytes": pa.array([hot_bytes + (entry.memory_bytes if entry else 0)], pa.int64()),
     })

@@ -217,7 +217,7 @@ def drop_table(engine: Engine, stmt: st.DropTable, ctx: ExecutionContext) -> Res
 
 def _rows_exist(engine: Engine, table_id: TableId) -> bool:
     store = engine.storage.existing_store(table_id)
-    return store is not None and store.hot_stats()[0] > 0
+    return store is not None and store.stored_rows() > 0
 
 
 def _validate_against_data(engine: Engine, old: TableDefinition,

@@ -231,10 +231,7 @@ class BaseTableProvider(ABC):
         return rows.num_rows
 
     def _check_keys_free(self, scope: str, keys: set, pk: str) -> None:
-        part = self._store.existing_partition(scope)
-        if part is None:
-            return
-        taken = part.live_keys.intersection(keys)
+        taken = self._store.live_keys(scope, self.core.schema).intersection(keys)
         if taken:
             raise ConstraintError(
                 f"Primary key violation: value '{next(iter(taken))}' already exists in "

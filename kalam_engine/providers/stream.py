@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import time
-
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from kalam_engine.catalog.definitions import SEQ_COLUMN
 from kalam_engine.context import ExecutionContext
-from kalam_engine.ids import ms_to_snowflake_floor
 from kalam_engine.providers.core import BaseTableProvider
+from kalam_engine.storage.eviction import ttl_seq_floor
 
 
 class StreamTableProvider(BaseTableProvider):
@@ -25,8 +23,7 @@ class StreamTableProvider(BaseTableProvider):
 
     def ttl_floor(self, now: float | None = None) -> int:
         """The smallest _seq still alive."""
-        now_ms = int((time.time() if now is None else now) * 1000)
-        return ms_to_snowflake_floor(now_ms - self.ttl_seconds * 1000)
+        return ttl_seq_floor(self.ttl_seconds, now)
 
     def visible_rows(self, ctx: ExecutionContext, *, include_deleted: bool = False) -> pa.Table:
         rows = super().visible_rows(ctx, include_deleted=include_deleted)

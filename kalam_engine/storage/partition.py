@@ -1,19 +1,25 @@
-"""One hot partition: the rows of one user of a USER/STREAM table, or all rows of a SHARED table.
+"""One partition: the rows of one user of a USER/STREAM table, or all rows of a SHARED table.
 
 Rows are versions: every write appends rows carrying ``_seq`` (version) and ``_deleted``
-(tombstone). Reads see, per key, the newest version and hide tombstones; a partition that never
-saw an update or delete skips that merge.
+(tombstone). A partition holds its hot rows in memory and knows its cold Parquet segments (read
+lazily, only this partition's own). Reads see, per key, the newest version across hot and cold
+and hide tombstones. Hot rows are always newer than cold ones (a flush moves every hot row), so
+a partition whose hot rows are all fresh inserts skips the hot/cold merge.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from kalam_engine.catalog.definitions import DELETED_COLUMN, SEQ_COLUMN
+from kalam_engine.catalog.definitions import COLUMN_ID_KEY, DELETED_COLUMN, SEQ_COLUMN
 from kalam_engine.storage.conform import conform
+from kalam_engine.storage.manifest import Segment
+
+SegmentReader = Callable[[Segment], pa.Table]
 
 
 def latest_versions(table: pa.Table, key: str) -> pa.Table:
@@ -21,6 +27,8 @@ def latest_versions(table: pa.Table, key: str) -> pa.Table:
     if table.num_rows < 2:
         return table
     newest = table.group_by(key, use_threads=False).aggregate([(SEQ_COLUMN, "max")])
+    if newest.num_rows == table.num_rows:
+        return table
     return table.filter(pc.is_in(table[SEQ_COLUMN], value_set=newest[f"{SEQ_COLUMN}_max"]))
 
 
@@ -31,47 +39,72 @@ def hide_tombstones(table: pa.Table) -> pa.Table:
     return table.filter(pc.invert(deleted))
 
 
+def _column_ids(schema: pa.Schema) -> set:
+    return {f.metadata.get(COLUMN_ID_KEY) if f.metadata else f.name for f in schema}
+
+
+def _concat(parts: list[pa.Table]) -> pa.Table:
+    return parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+
+
 class Partition:
-    """Hot rows of one scope. Thread-safe; reads get immutable Arrow tables."""
+    """Hot rows and cold segments of one scope. Thread-safe; reads get immutable Arrow tables."""
 
-    __slots__ = ("_cache", "_chunks", "_has_versions", "_key", "_lock", "live_keys", "max_seq")
+    __slots__ = ("_cache", "_chunks", "_cold", "_has_versions", "_key", "_live", "_lock",
+                 "_reader", "_segments", "max_seq")
 
-    def __init__(self, key: str) -> None:
+    def __init__(self, key: str, reader: SegmentReader | None = None) -> None:
         self._key = key
+        self._reader = reader
         self._chunks: list[pa.Table] = []
         self._has_versions = False
         self._lock = threading.Lock()
         self._cache: dict[tuple[int, bool], tuple[pa.Schema, pa.Table]] = {}
-        self.live_keys: set = set()
+        self._segments: tuple[Segment, ...] = ()
+        self._cold: tuple[pa.Schema, pa.Table] | None = None  # newest cold versions, conformed
+        self._live: set | None = set()  # keys whose newest version is not a tombstone
         self.max_seq = 0
 
+    # --- figures
     @property
     def row_count(self) -> int:
+        """Hot rows (versions) held in memory."""
         return sum(c.num_rows for c in self._chunks)
 
     @property
     def nbytes(self) -> int:
         return sum(c.nbytes for c in self._chunks)
 
+    @property
+    def segments(self) -> tuple[Segment, ...]:
+        return self._segments
+
+    # --- writes
     def apply(self, rows: pa.Table, *, versions: bool) -> None:
         """Append rows already logged. ``versions`` says they may shadow older rows."""
         with self._lock:
             self._chunks.append(rows)
             self._has_versions = self._has_versions or versions
             self._cache.clear()
-            keys = rows[self._key].to_pylist()
-            deleted = rows[DELETED_COLUMN]
-            if pc.any(deleted).as_py():
-                for k, d in zip(keys, deleted.to_pylist(), strict=True):
-                    if d:
-                        self.live_keys.discard(k)
-                    else:
-                        self.live_keys.add(k)
-            else:
-                self.live_keys.update(keys)
+            if self._live is not None:
+                self._track_keys(rows)
             if rows.num_rows:
                 self.max_seq = max(self.max_seq, pc.max(rows[SEQ_COLUMN]).as_py())
 
+    def _track_keys(self, rows: pa.Table) -> None:
+        assert self._live is not None
+        keys = rows[self._key].to_pylist()
+        deleted = rows[DELETED_COLUMN]
+        if pc.any(deleted).as_py():
+            for k, d in zip(keys, deleted.to_pylist(), strict=True):
+                if d:
+                    self._live.discard(k)
+                else:
+                    self._live.add(k)
+        else:
+            self._live.update(keys)
+
+    # --- reads
     def read(self, schema: pa.Schema, *, include_deleted: bool = False) -> pa.Table:
         """The newest version of every row, conformed to ``schema``."""
         cache_key = (id(schema), include_deleted)
@@ -84,25 +117,108 @@ class Partition:
             self._cache[cache_key] = (schema, result)
             return result
 
+    def live_keys(self, schema: pa.Schema) -> set:
+        """Keys whose newest version (hot or cold) is a live row."""
+        with self._lock:
+            if self._live is None:
+                rows = hide_tombstones(self._merged(schema))
+                self._live = set(rows[self._key].to_pylist())
+            return self._live
+
     def _merged(self, schema: pa.Schema) -> pa.Table:
+        hot = self._hot(schema)
+        cold = self._cold_rows(schema)
+        if cold is None or cold.num_rows == 0:
+            return hot
+        if hot.num_rows == 0:
+            return cold
+        table = pa.concat_tables([cold, hot])
+        return latest_versions(table, self._key) if self._has_versions else table
+
+    def _hot(self, schema: pa.Schema) -> pa.Table:
         if not self._chunks:
             return schema.empty_table()
-        parts = [conform(c, schema) for c in self._chunks]
-        table = parts[0] if len(parts) == 1 else pa.concat_tables(parts).combine_chunks()
+        table = _concat([conform(c, schema) for c in self._chunks])
+        if len(self._chunks) > 1:
+            table = table.combine_chunks()
         if self._has_versions:
             table = latest_versions(table, self._key)
-        # Keep the merged form: the same rows, one chunk, shadowed versions gone.
-        self._chunks = [table]
+        # Keep the merged form (same rows, shadowed versions gone) unless ``schema`` lacks a
+        # column some chunk has (a scan still running on a retired provider).
+        wanted = _column_ids(schema)
+        if all(_column_ids(c.schema) <= wanted for c in self._chunks):
+            self._chunks = [table]
         return table
 
-    def all_versions(self) -> list[pa.Table]:
-        with self._lock:
-            return list(self._chunks)
+    def _cold_rows(self, schema: pa.Schema) -> pa.Table | None:
+        if not self._segments or self._reader is None:
+            return None
+        if self._cold is not None and self._cold[0].equals(schema, check_metadata=True):
+            return self._cold[1]
+        parts = [conform(self._reader(s), schema) for s in self._segments]
+        table = _concat(parts)
+        if len(parts) > 1:
+            table = latest_versions(table.combine_chunks(), self._key)
+        self._cold = (schema, table)
+        return table
 
-    def replace(self, chunks: list[pa.Table], live_keys: set, has_versions: bool) -> None:
-        """Swap in new contents (used by flush and recovery)."""
+    # --- flush, compaction, recovery, eviction
+    def hot_versions(self, schema: pa.Schema) -> pa.Table | None:
+        """The newest hot version of every key (tombstones kept), or None when nothing is hot."""
         with self._lock:
-            self._chunks = chunks
-            self.live_keys = live_keys
-            self._has_versions = has_versions
+            if not self._chunks:
+                return None
+            table = _concat([conform(c, schema) for c in self._chunks]).combine_chunks()
+            return latest_versions(table, self._key)
+
+    def cold_versions(self, schema: pa.Schema) -> pa.Table:
+        """The newest cold version of every key (tombstones kept)."""
+        with self._lock:
+            cold = self._cold_rows(schema)
+            return schema.empty_table() if cold is None else cold
+
+    def attach(self, segments: list[Segment]) -> None:
+        """Make segments known (on open); live keys are rebuilt when first needed."""
+        with self._lock:
+            self._segments = (*self._segments, *segments)
+            self._cold = None
+            self._live = None
             self._cache.clear()
+
+    def flushed(self, segment: Segment, rows: pa.Table) -> None:
+        """The hot rows became ``segment`` (holding ``rows``): same logical contents."""
+        with self._lock:
+            self._chunks = []
+            self._has_versions = False
+            self._segments = (*self._segments, segment)
+            if self._cold is not None and self._cold[0].equals(rows.schema, check_metadata=True):
+                merged = pa.concat_tables([self._cold[1], rows]).combine_chunks()
+                self._cold = (self._cold[0], latest_versions(merged, self._key))
+            else:
+                self._cold = None
+
+    def compacted(self, replaced: tuple[Segment, ...], segment: Segment | None,
+                  rows: pa.Table) -> None:
+        """``replaced`` segments became ``segment`` (None: nothing left) holding ``rows``."""
+        with self._lock:
+            kept = tuple(s for s in self._segments if s not in replaced)
+            self._segments = kept if segment is None else (*kept, segment)
+            self._cold = (rows.schema, rows) if not kept else None
+            self._cache.clear()
+
+    def evict_before(self, seq_floor: int) -> int:
+        """Drop hot rows with ``_seq`` below ``seq_floor``; return how many went."""
+        with self._lock:
+            before = self.row_count
+            kept = []
+            for chunk in self._chunks:
+                if chunk.num_rows and pc.min(chunk[SEQ_COLUMN]).as_py() < seq_floor:
+                    chunk = chunk.filter(pc.greater_equal(chunk[SEQ_COLUMN], seq_floor))
+                if chunk.num_rows:
+                    kept.append(chunk)
+            removed = before - sum(c.num_rows for c in kept)
+            if removed:
+                self._chunks = kept
+                self._live = None
+                self._cache.clear()
+            return removed

@@ -1,8 +1,8 @@
-"""All data of one table, shared by every user: hot partitions keyed by scope.
+"""All data of one table, shared by every user: partitions keyed by scope.
 
 The scope is the user id for USER and STREAM tables and ``""`` for SHARED tables. Every write
 goes through :meth:`TableStore.write`: log (durable), apply to memory, then notify listeners
-(live queries hook in there).
+(live queries hook in there), then let the storage manager check the flush policy.
 """
 
 from __future__ import annotations
@@ -13,35 +13,51 @@ from collections.abc import Callable
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from kalam_engine.catalog.definitions import SEQ_COLUMN
+from kalam_engine.catalog.definitions import SEQ_COLUMN, TableDefinition
 from kalam_engine.context import TableId, TableType
 from kalam_engine.storage.hot_log import HotLog
-from kalam_engine.storage.partition import Partition
+from kalam_engine.storage.partition import Partition, SegmentReader
 
 SHARED_SCOPE = ""
 WriteListener = Callable[[TableId, str, str, pa.Table], None]
+AfterWrite = Callable[["TableStore", str], None]
 
 
 class TableStore:
-    __slots__ = ("_listeners", "_log", "_partitions", "key_column", "table_id", "table_type",
-                 "write_lock")
+    __slots__ = ("_after_write", "_listeners", "_log", "_partitions", "_reader", "definition",
+                 "key_column", "schema", "table_id", "table_type", "write_lock")
 
-    def __init__(self, table_id: TableId, table_type: TableType, key_column: str,
-                 log: HotLog) -> None:
-        self.table_id = table_id
-        self.table_type = table_type
+    def __init__(self, definition: TableDefinition, key_column: str, log: HotLog,
+                 reader: SegmentReader | None = None, after_write: AfterWrite | None = None,
+                 ) -> None:
+        self.table_id: TableId = definition.table_id
+        self.table_type: TableType = definition.table_type
         self.key_column = key_column
+        self.definition = definition
+        self.schema = definition.arrow_schema()
         self._log = log
+        self._reader = reader
+        self._after_write = after_write
         self._partitions: dict[str, Partition] = {}
         self._listeners: list[WriteListener] = []
-        # Held across check-then-write so that primary-key checks and the write are one step.
+        # Held across check-then-write so that primary-key checks and the write are one step;
+        # flush and compaction hold it too.
         self.write_lock = threading.RLock()
+
+    def bind(self, definition: TableDefinition) -> None:
+        """Follow the table's newest schema version (flush writes segments in it)."""
+        if definition.schema_version >= self.definition.schema_version:
+            with self.write_lock:
+                self.definition = definition
+                self.schema = definition.arrow_schema()
 
     def partition(self, scope: str) -> Partition:
         part = self._partitions.get(scope)
         if part is None:
             with self.write_lock:
-                part = self._partitions.setdefault(scope, Partition(self.key_column))
+                part = self._partitions.get(scope)
+                if part is None:
+                    part = self._partitions[scope] = Partition(self.key_column, self._reader)
         return part
 
     def existing_partition(self, scope: str) -> Partition | None:
@@ -66,6 +82,13 @@ class TableStore:
             self.partition(scope).apply(rows, versions=kind != "insert")
         for listener in self._listeners:
             listener(self.table_id, scope, kind, rows)
+        if self._after_write is not None:
+            self._after_write(self, scope)
+
+    def live_keys(self, scope: str, schema: pa.Schema) -> set:
+        """Keys of ``scope`` whose newest version, hot or cold, is a live row."""
+        part = self._partitions.get(scope)
+        return set() if part is None else part.live_keys(schema)
 
     def replay(self, scope: str, rows: pa.Table) -> None:
         self.partition(scope).apply(rows, versions=True)
@@ -76,3 +99,13 @@ class TableStore:
     def hot_stats(self) -> tuple[int, int]:
         parts = list(self._partitions.values())
         return sum(p.row_count for p in parts), sum(p.nbytes for p in parts)
+
+    def cold_stats(self) -> tuple[int, int, int]:
+        """(stored row versions, bytes, segments) in Parquet."""
+        segments = [s for p in list(self._partitions.values()) for s in p.segments]
+        return (sum(s.row_count for s in segments), sum(s.size_bytes for s in segments),
+                len(segments))
+
+    def stored_rows(self) -> int:
+        """Row versions held hot or cold (0 means the table is certainly empty)."""
+        return self.hot_stats()[0] + self.cold_stats()[0]

@@ -1,0 +1,158 @@
+"""Flush (hot rows → a Parquet segment) and compaction (a partition's segments → one).
+
+Both run under the table's write lock. The segment file is written and renamed first; then one
+SQLite transaction adds its manifest row and removes what it replaces (the scope's hot-log rows,
+or the compacted segments). A crash before that commit leaves only a file that no manifest
+names, which the next open deletes; a crash after it leaves a complete new state.
+Tombstones are flushed like rows, so a delete keeps shadowing older segments.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from kalam_engine.catalog.definitions import SEQ_COLUMN
+from kalam_engine.storage.hot_log import HotLog
+from kalam_engine.storage.jobs import COMPACT_PREFIX, FLUSH_PREFIX, Job, record_job
+from kalam_engine.storage.manifest import Manifest, Segment, new_segment
+from kalam_engine.storage.partition import hide_tombstones
+from kalam_engine.storage.segment_files import SegmentFiles
+from kalam_engine.storage.sqlite_db import SqliteDatabase
+from kalam_engine.storage.table_store import TableStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class StorageJobOutcome:
+    """What one flush or compaction of a table did."""
+
+    job_id: str
+    status: str  # "completed" | "skipped"
+    rows: int  # rows written to new segments
+    segments: int  # segments written
+    replaced: int = 0  # segments merged away (compaction)
+
+
+def _bounds(column: pa.ChunkedArray) -> tuple[Any, Any]:
+    try:
+        mm = pc.min_max(column)
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
+        return None, None
+    return mm["min"].as_py(), mm["max"].as_py()
+
+
+class Flusher:
+    __slots__ = ("_db", "_files", "_manifest")
+
+    def __init__(self, db: SqliteDatabase, manifest: Manifest, files: SegmentFiles) -> None:
+        self._db = db
+        self._manifest = manifest
+        self._files = files
+
+    # --- flush
+    def flush(self, store: TableStore, scopes: list[str] | None = None,
+              trigger: str = "manual") -> StorageJobOutcome:
+        """Move the hot rows of ``scopes`` (default: all) of a table to new segments."""
+        job = Job(FLUSH_PREFIX, {"table": str(store.table_id), "trigger": trigger})
+        rows = segments = 0
+        with store.write_lock:
+            try:
+                for scope in store.scopes() if scopes is None else scopes:
+                    written = self._flush_scope(store, scope)
+                    rows += written
+                    segments += 1 if written else 0
+            except Exception as exc:
+                self._failed(job, exc)
+                raise
+        status = "completed" if segments else "skipped"
+        record_job(self._db, job, status, f"{rows} row(s) in {segments} segment(s)")
+        return StorageJobOutcome(job.job_id, status, rows, segments)
+
+    def _flush_scope(self, store: TableStore, scope: str) -> int:
+        part = store.existing_partition(scope)
+        rows = part.hot_versions(store.schema) if part is not None else None
+        if part is None or rows is None:
+            return 0
+        segment = self._write(store, scope, rows)
+        try:
+            with self._db.transaction() as conn:
+                Manifest.add(conn, segment)
+                HotLog.remove_scope(conn, store.table_id.key, scope)
+        except BaseException:
+            self._files.delete(segment.path)
+            raise
+        part.flushed(segment, rows)
+        return rows.num_rows
+
+    # --- compaction
+    def compact(self, store: TableStore) -> StorageJobOutcome:
+        """Merge each partition's segments into one, keeping only the newest versions. Hot rows
+        are newer than every segment, so once all segments are merged a tombstone shadows
+        nothing that remains and is dropped."""
+        job = Job(COMPACT_PREFIX, {"table": str(store.table_id)})
+        rows = segments = replaced = 0
+        with store.write_lock:
+            try:
+                for scope in store.scopes():
+                    done = self._compact_scope(store, scope)
+                    if done is not None:
+                        rows += done[0]
+                        segments += done[1]
+                        replaced += done[2]
+            except Exception as exc:
+                self._failed(job, exc)
+                raise
+        status = "completed" if replaced else "skipped"
+        record_job(self._db, job, status,
+                   f"{replaced} segment(s) merged into {segments}, {rows} row(s)")
+        return StorageJobOutcome(job.job_id, status, rows, segments, replaced)
+
+    def _compact_scope(self, store: TableStore, scope: str) -> tuple[int, int, int] | None:
+        part = store.existing_partition(scope)
+        if part is None or not part.segments:
+            return None
+        old = part.segments
+        cold = part.cold_versions(store.schema)
+        rows = hide_tombstones(cold)
+        if len(old) == 1 and rows.num_rows == cold.num_rows:
+            return None  # one segment, no shadowed versions, no tombstones: already compact
+        segment = self._write(store, scope, rows) if rows.num_rows else None
+        try:
+            with self._db.transaction() as conn:
+                Manifest.remove(conn, list(old))
+                if segment is not None:
+                    Manifest.add(conn, segment)
+        except BaseException:
+            if segment is not None:
+                self._files.delete(segment.path)
+            raise
+        part.compacted(old, segment, rows)
+        for s in old:
+            self._files.delete(s.path)
+        return rows.num_rows, 1 if segment else 0, len(old)
+
+    # --- helpers
+    def _write(self, store: TableStore, scope: str, rows: pa.Table) -> Segment:
+        key = store.table_id.key
+        batch_no = self._manifest.next_batch_no(key, scope)
+        path = self._files.relative_path(store.table_id, scope, batch_no)
+        while (self._files.root / path).exists():  # a file a failed delete left behind
+            batch_no += 1
+            path = self._files.relative_path(store.table_id, scope, batch_no)
+        size = self._files.write(path, rows)
+        return new_segment(key, scope, batch_no, path, _bounds(rows[SEQ_COLUMN]),
+                           _bounds(rows[store.key_column]), rows.num_rows, size,
+                           store.definition.schema_version)
+
+    def _failed(self, job: Job, exc: Exception) -> None:
+        try:
+            record_job(self._db, job, "failed", str(exc), traceback.format_exc())
+        except Exception:  # pragma: no cover - the database itself is failing
+            log.exception("could not record failed job %s", job.job_id)

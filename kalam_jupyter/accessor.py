@@ -1,0 +1,341 @@
+"""``df.kalam``: load a DataFrame into a Kalam table, or create a table from its dtypes.
+
+The accessor is stateless: every call names its table and finds its engine (``db=``, else the
+``%kalam`` magics' engine). Bulk loads go through Arrow in one ``insert_arrow`` call, which is
+all-or-nothing; the accessor checks the frame first so that bad input gets a clear message.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from kalam_engine.errors import InvalidParameterError, KalamError, TableNotFoundError
+
+__all__ = ["KalamAccessor", "arrow_to_sql_type"]
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SYSTEM_COLUMNS = {"_seq", "_deleted"}
+
+# declared SQL type (first word, upper case) -> the Arrow type a value must cast to
+_SQL_TO_ARROW: dict[str, pa.DataType] = {
+    "BIGINT": pa.int64(),
+    "INT": pa.int32(),
+    "INTEGER": pa.int32(),
+    "SMALLINT": pa.int16(),
+    "TINYINT": pa.int8(),
+    "DOUBLE": pa.float64(),
+    "FLOAT": pa.float32(),
+    "REAL": pa.float32(),
+    "BOOLEAN": pa.bool_(),
+    "BOOL": pa.bool_(),
+    "TEXT": pa.string(),
+    "VARCHAR": pa.string(),
+    "STRING": pa.string(),
+    "UTF8": pa.string(),
+    "TIMESTAMP": pa.timestamp("us"),
+    "DATETIME": pa.timestamp("us"),
+    "DATE": pa.date32(),
+}
+
+
+def arrow_to_sql_type(t: pa.DataType, column: str = "?") -> str:
+    """The KalamDB column type for an Arrow type (as pandas dtypes become through Arrow)."""
+    if pa.types.is_boolean(t):
+        return "BOOLEAN"
+    if pa.types.is_integer(t):
+        if t.bit_width <= 16 and pa.types.is_signed_integer(t):
+            return "SMALLINT"
+        if t.bit_width <= 16 or (t.bit_width == 32 and pa.types.is_signed_integer(t)):
+            return "INT"
+        return "BIGINT"
+    if pa.types.is_float16(t) or pa.types.is_float32(t):
+        return "FLOAT"
+    if pa.types.is_floating(t):
+        return "DOUBLE"
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return "TEXT"
+    if pa.types.is_dictionary(t):
+        return arrow_to_sql_type(t.value_type, column)
+    if pa.types.is_timestamp(t):
+        return "TIMESTAMP"
+    if pa.types.is_date(t):
+        return "DATE"
+    if pa.types.is_time(t):
+        return "TIME"
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t):
+        return "BYTES"
+    if pa.types.is_decimal(t):
+        return f"DECIMAL({t.precision}, {t.scale})"
+    if pa.types.is_null(t):
+        raise InvalidParameterError(
+            f"column {column!r} holds only nulls, so its type cannot be inferred",
+            hint="give it a dtype, e.g. df[col] = df[col].astype('string')",
+        )
+    raise InvalidParameterError(f"column {column!r} has type {t}, which Kalam cannot store")
+
+
+def _resolve_db(db: Any) -> Any:
+    if db is not None:
+        return db
+    from kalam_jupyter.magics import current_engine
+
+    engine = current_engine()
+    if engine is None:
+        raise KalamError(
+            "no Kalam engine: pass db=kalam_engine.connect(...)",
+            hint="or run %load_ext kalam_jupyter so that the magics' engine is used",
+        )
+    return engine
+
+
+def _check_table_name(table: str) -> tuple[str, str]:
+    parts = table.split(".")
+    if len(parts) != 2 or not all(_IDENT.match(p) for p in parts):
+        raise InvalidParameterError(
+            f"table name {table!r} must have the form namespace.table",
+            hint="e.g. 'app.messages'",
+        )
+    return parts[0].lower(), parts[1].lower()
+
+
+def _describe(db: Any, table: str) -> list[dict[str, Any]]:
+    """Column definitions (without system columns) from DESCRIBE TABLE."""
+    ns, name = _check_table_name(table)
+    snapshot = db.catalog_snapshot()
+    if name not in snapshot.get(ns, {}):
+        known = [f"{n}.{t}" for n, ts in snapshot.items() for t in ts]
+        close = difflib.get_close_matches(f"{ns}.{name}", known, n=3, cutoff=0.6)
+        raise TableNotFoundError(
+            f"table {ns}.{name} does not exist",
+            hint=f"did you mean {', '.join(close)}?" if close else "create it first",
+        )
+    rows = db.execute(f"DESCRIBE TABLE {ns}.{name}").to_pandas()
+    out = []
+    for rec in rows.to_dict("records"):
+        col = str(rec.get("column_name"))
+        if col in _SYSTEM_COLUMNS:
+            continue
+        out.append(rec)
+    return out
+
+
+def _truthy(v: Any) -> bool:
+    if isinstance(v, str):
+        return v.strip().lower() in {"true", "yes", "1", "t", "y"}
+    return bool(v) if v is not None and not (isinstance(v, float) and v != v) else False
+
+
+def _has_default(v: Any) -> bool:
+    if v is None or (isinstance(v, float) and v != v):
+        return False
+    return str(v).strip() not in {"", "None", "NULL", "null"}
+
+
+def _null_rows(series: pd.Series) -> list[Any]:
+    return list(series.index[series.isna()][:5])
+
+
+@pd.api.extensions.register_dataframe_accessor("kalam")
+class KalamAccessor:
+    """``df.kalam.insert(...)`` and ``df.kalam.create_table(...)``."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self._df = frame
+
+    # -- insert -----------------------------------------------------------------------------
+
+    def insert(
+        self,
+        table: str,
+        *,
+        user: str | None = None,
+        user_column: str | None = None,
+        db: Any = None,
+    ) -> int:
+        """Insert every row into ``table`` in one all-or-nothing bulk load; returns the count.
+
+        ``user`` writes as that user (USER tables: into their partition). ``user_column`` names
+        a column holding each row's user id, so one call loads many users' partitions.
+        """
+        if user is not None and user_column is not None:
+            raise InvalidParameterError("pass either user= or user_column=, not both")
+        engine = _resolve_db(db)
+        columns = _describe(engine, table)
+        arrow = self.to_arrow(table, columns=columns, user_column=user_column)
+        if arrow.num_rows == 0:
+            return 0
+        ns, name = _check_table_name(table)
+        if user_column is not None:
+            return int(engine.insert_arrow(f"{ns}.{name}", arrow, user_column=user_column))
+        return int(engine.insert_arrow(f"{ns}.{name}", arrow, user=user))
+
+    def to_arrow(
+        self,
+        table: str,
+        *,
+        columns: list[dict[str, Any]],
+        user_column: str | None = None,
+    ) -> pa.Table:
+        """Check the frame against ``columns`` (DESCRIBE rows) and convert it to Arrow."""
+        df = self._df
+        names = [str(c) for c in df.columns]
+        if len(set(names)) != len(names):
+            dup = sorted({n for n in names if names.count(n) > 1})
+            raise InvalidParameterError(f"duplicate column name(s) in the frame: {dup}")
+        declared = {str(c["column_name"]): c for c in columns}
+        if user_column is not None:
+            if user_column not in names:
+                raise InvalidParameterError(
+                    f"user_column {user_column!r} is not a column of the frame",
+                    hint=f"frame columns: {', '.join(names)}",
+                )
+            bad = _null_rows(df[user_column])
+            if bad:
+                raise InvalidParameterError(
+                    f"user_column {user_column!r} is empty in row(s) {bad}",
+                    hint="every row needs the id of the user it belongs to",
+                )
+        payload = [n for n in names if n != user_column or n in declared]
+        unknown = [n for n in payload if n not in declared]
+        if unknown:
+            close = {
+                u: difflib.get_close_matches(u, list(declared), n=1, cutoff=0.6) for u in unknown
+            }
+            guesses = [f"{u} -> {c[0]}" for u, c in close.items() if c]
+            raise InvalidParameterError(
+                f"{table} has no column(s) {', '.join(unknown)}",
+                hint=("did you mean " + ", ".join(guesses) + "? ") * bool(guesses)
+                + f"columns: {', '.join(declared)}",
+            )
+        missing = [
+            name
+            for name, c in declared.items()
+            if name not in payload
+            and not _truthy(c.get("is_nullable", True))
+            and not _has_default(c.get("column_default"))
+        ]
+        if missing:
+            raise InvalidParameterError(
+                f"missing NOT NULL column(s) without a default: {', '.join(missing)}",
+                hint=f"add them to the frame before inserting into {table}",
+            )
+        for name in payload:
+            c = declared[name]
+            if not _truthy(c.get("is_nullable", True)):
+                bad = _null_rows(df[name])
+                if bad:
+                    raise InvalidParameterError(
+                        f"column {name!r} is NOT NULL but is empty (NaN/None) in row(s) {bad}",
+                        hint="fill or drop those rows first (df.dropna / df.fillna)",
+                    )
+        try:
+            arrow = pa.Table.from_pandas(df, preserve_index=False)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+            raise InvalidParameterError(
+                f"the frame cannot be converted to Arrow: {exc}",
+                hint="a column mixes types; convert it with astype() first",
+            ) from None
+        for name in payload:
+            self._check_type(arrow.column(name), name, str(declared[name].get("data_type", "")))
+        return arrow
+
+    @staticmethod
+    def _check_type(col: pa.ChunkedArray, name: str, declared: str) -> None:
+        key = declared.strip().split("(")[0].split()[0].upper() if declared.strip() else ""
+        target = _SQL_TO_ARROW.get(key)
+        if target is None or col.type == target or pa.types.is_null(col.type):
+            return
+        if pa.types.is_string(target) and not (
+            pa.types.is_string(col.type) or pa.types.is_large_string(col.type)
+        ):
+            raise InvalidParameterError(
+                f"column {name!r} is {col.type} but the table declares {declared}",
+                hint=f"convert it with df[{name!r}].astype(str)",
+            )
+        try:
+            pc.cast(col, target, safe=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+            raise InvalidParameterError(
+                f"column {name!r} ({col.type}) does not fit the declared type {declared}: {exc}",
+                hint="convert the column with astype() or fix the bad values",
+            ) from None
+
+    # -- create table -----------------------------------------------------------------------
+
+    def create_table(
+        self,
+        table: str,
+        *,
+        table_type: str = "user",
+        primary_key: str | None = None,
+        user_column: str | None = None,
+        not_null: tuple[str, ...] | list[str] = (),
+        if_not_exists: bool = False,
+        access_level: str | None = None,
+        ttl_seconds: int | None = None,
+        db: Any = None,
+    ) -> str:
+        """Create ``table`` with one column per frame column (types from the dtypes).
+
+        ``primary_key`` names a frame column, or a new ``BIGINT DEFAULT SNOWFLAKE_ID()`` column
+        when the frame has none of that name. ``user_column`` is left out of the table (it is
+        the routing key for ``insert(user_column=...)``). Returns the engine's message.
+        """
+        ns, name = _check_table_name(table)
+        kind = table_type.strip().upper()
+        if kind not in {"USER", "SHARED", "STREAM"}:
+            raise InvalidParameterError(
+                f"table_type must be 'user', 'shared' or 'stream', not {table_type!r}"
+            )
+        if primary_key is None and kind != "STREAM":
+            raise InvalidParameterError(
+                f"{kind} tables need a primary key: pass primary_key='<column>'",
+                hint="a name that is not a frame column becomes an auto id (SNOWFLAKE_ID())",
+            )
+        try:
+            schema = pa.Schema.from_pandas(self._df, preserve_index=False)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise InvalidParameterError(f"cannot infer column types: {exc}") from None
+        defs: list[str] = []
+        for field in schema:
+            if field.name == user_column:
+                continue
+            if not _IDENT.match(field.name) or field.name.lower() in _SYSTEM_COLUMNS:
+                raise InvalidParameterError(
+                    f"column name {field.name!r} is not a plain identifier (or is reserved)",
+                    hint="rename it, e.g. df.rename(columns={...})",
+                )
+            sql_type = arrow_to_sql_type(field.type, field.name)
+            col = f"{field.name} {sql_type}"
+            if field.name == primary_key:
+                col += " PRIMARY KEY"
+            elif field.name in not_null:
+                col += " NOT NULL"
+            defs.append(col)
+        if primary_key is not None and primary_key not in schema.names:
+            if not _IDENT.match(primary_key):
+                raise InvalidParameterError(f"primary_key {primary_key!r} is not an identifier")
+            defs.insert(0, f"{primary_key} BIGINT PRIMARY KEY DEFAULT SNOWFLAKE_ID()")
+        options = []
+        if access_level is not None:
+            if access_level.upper() not in {"PUBLIC", "PRIVATE", "RESTRICTED", "DBA"}:
+                raise InvalidParameterError(
+                    f"access_level {access_level!r} is not one of public, private, restricted, dba"
+                )
+            options.append(f"ACCESS_LEVEL='{access_level.upper()}'")
+        if ttl_seconds is not None:
+            options.append(f"TTL_SECONDS={int(ttl_seconds)}")
+        sql = (
+            f"CREATE {kind} TABLE {'IF NOT EXISTS ' if if_not_exists else ''}{ns}.{name} "
+            f"({', '.join(defs)})"
+        )
+        if options:
+            sql += f" WITH ({', '.join(options)})"
+        result = _resolve_db(db).execute(sql)
+        return str(result.message or f"Table {ns}.{name} created")

@@ -1,0 +1,422 @@
+"""The ``%kalam`` / ``%%kalam`` magics and the ``Kalam`` settings (``%config Kalam.x = ...``)."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import queue
+import re
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from concurrent.futures import Future, wait
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments
+from IPython.display import display
+from traitlets import Bool, Float, Integer, Unicode, default
+from traitlets.config import Configurable
+
+from kalam_jupyter.display import Message, Progress, ResultInfo, format_error, result_frame
+from kalam_jupyter.sqltext import UnboundVariableError, bind_parameters, split_statements
+
+__all__ = ["Kalam", "KalamMagics", "current_engine", "run_with_progress"]
+
+MEMORY = ":memory:"
+
+
+class Kalam(Configurable):
+    """Settings of the Kalam notebook layer; change them with ``%config Kalam.<name> = value``."""
+
+    data_dir = Unicode(
+        help="Where the embedded engine keeps its data when no --connect was given. "
+        "Defaults to $KALAM_DATA_DIR, else ./.kalam beside the notebook."
+    ).tag(config=True)
+    display_limit = Integer(10, help="Rows shown in a query result's table.").tag(config=True)
+    default_user = Unicode(
+        None, allow_none=True, help="User for statements without --user (None: root)."
+    ).tag(config=True)
+    progress_after = Float(
+        1.0, help="Seconds after which a running statement shows its elapsed time."
+    ).tag(config=True)
+    run_in_thread = Bool(
+        True,
+        help="Run statements in a worker thread so that an interrupt returns at once.",
+    ).tag(config=True)
+
+    @default("data_dir")
+    def _default_data_dir(self) -> str:
+        return os.environ.get("KALAM_DATA_DIR") or os.path.join(os.getcwd(), ".kalam")
+
+
+class _Interrupted(Exception):
+    def __init__(self, elapsed: float) -> None:
+        super().__init__(f"interrupted after {elapsed:.1f} s")
+        self.elapsed = elapsed
+
+
+class _Worker:
+    """One daemon thread that runs statements in order (so an abandoned one never blocks exit)."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, fn: Callable[[], Any]) -> Future[Any]:
+        fut: Future[Any] = Future()
+        self._jobs.put((fn, fut))
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._loop, name="kalam-statement", daemon=True
+                )
+                self._thread.start()
+        return fut
+
+    def _loop(self) -> None:
+        while True:
+            fn, fut = self._jobs.get()
+            if not fut.set_running_or_notify_cancel():
+                continue
+            try:
+                fut.set_result(fn())
+            except BaseException as exc:  # handed to the waiting cell
+                fut.set_exception(exc)
+
+
+def run_with_progress(
+    fn: Callable[[], Any],
+    *,
+    worker: _Worker | None = None,
+    progress_after: float = 1.0,
+    poll: float = 0.05,
+) -> Any:
+    """Run ``fn`` in ``worker``; after ``progress_after`` s show (and update) the elapsed time.
+
+    A KeyboardInterrupt while waiting stops the wait and raises ``_Interrupted``; the statement
+    itself is atomic in the engine, so it either lands whole or not at all.
+    """
+    worker = worker or _Worker()
+    fut = worker.submit(fn)
+    start = time.monotonic()
+    handle = None
+    shown_at = -1.0
+    elapsed = 0.0
+    try:
+        while True:
+            done, _ = wait([fut], timeout=poll)
+            elapsed = time.monotonic() - start
+            if done:
+                break
+            if elapsed >= progress_after and elapsed - shown_at >= 1.0:
+                shown_at = elapsed
+                if handle is None:
+                    handle = display(Progress(elapsed), display_id=True)
+                else:
+                    handle.update(Progress(elapsed))
+    except KeyboardInterrupt:
+        fut.cancel()
+        elapsed = time.monotonic() - start
+        if handle is not None:
+            handle.update(Progress(elapsed, "interrupted"))
+        raise _Interrupted(elapsed) from None
+    if handle is not None:
+        handle.update(Progress(elapsed, "done"))
+    return fut.result()
+
+
+_ACTIVE: weakref.ref[KalamMagics] | None = None
+
+
+def current_engine() -> Any:
+    """The engine of the loaded ``%kalam`` magics (opened on first use), or None."""
+    magics = _ACTIVE() if _ACTIVE is not None else None
+    return magics.engine() if magics is not None else None
+
+
+_ASSIGN = re.compile(r"^\s*([A-Za-z_]\w*)\s*<<\s*(.*)$", re.DOTALL)
+_TOKEN = re.compile(r"""\s*('(?:[^']|'')*'|"(?:[^"\\]|\\.)*"|\S+)""")
+
+
+def _kalam_error_type() -> type[Exception]:
+    try:
+        from kalam_engine.errors import KalamError
+    except ImportError:  # pragma: no cover - the engine ships with this package
+        return RuntimeError
+    return KalamError
+
+
+@magics_class
+class KalamMagics(Magics):
+    """``%kalam`` and ``%%kalam``: run KalamDB SQL against an embedded engine."""
+
+    def __init__(self, shell: Any, settings: Kalam | None = None) -> None:
+        super().__init__(shell)
+        self.settings = settings or Kalam(parent=shell)
+        self.settings.observe(self._data_dir_changed, names=["data_dir"])
+        self._db: Any = None
+        self._db_path: str | None = None
+        self._explicit_path: str | None = None
+        self._worker = _Worker()
+        self.inspectors: list[Any] = []
+        atexit.register(_close_quietly, weakref.ref(self))
+
+    # -- the engine -------------------------------------------------------------------------
+
+    @property
+    def path(self) -> str:
+        """The path the engine is (or will be) opened at."""
+        return self._explicit_path or self.settings.data_dir
+
+    def engine(self) -> Any:
+        """The current engine, opened on first use."""
+        if self._db is None:
+            import kalam_engine
+
+            path = self.path
+            if path != MEMORY:
+                path = os.path.abspath(os.path.expanduser(path))
+                os.makedirs(path, exist_ok=True)
+            self._db = kalam_engine.connect(path)
+            self._db_path = path
+        return self._db
+
+    def connect(self, path_or_engine: Any) -> Any:
+        """Switch to another data directory, ``:memory:``, or an already open engine."""
+        self.close()
+        if isinstance(path_or_engine, str):
+            self._explicit_path = path_or_engine
+            return self.engine()
+        self._db = path_or_engine
+        self._db_path = "<engine>"
+        self._explicit_path = "<engine>"
+        return self._db
+
+    def close(self) -> None:
+        """Close the engine if it is open; the next statement opens it again."""
+        db, self._db = self._db, None
+        if db is not None and self._explicit_path != "<engine>":
+            db.close()
+        if self._explicit_path == "<engine>":
+            self._explicit_path = None
+
+    @property
+    def is_open(self) -> bool:
+        return self._db is not None
+
+    def _data_dir_changed(self, change: dict[str, Any]) -> None:
+        if self._explicit_path is None and self._db is not None and change["new"] != self._db_path:
+            self.close()
+
+    # -- the magic --------------------------------------------------------------------------
+
+    @magic_arguments()
+    @argument("-u", "--user", help="Run as this user (default: Kalam.default_user, else root).")
+    @argument("-o", "--out", metavar="VAR", help="Store the last result in this variable.")
+    @argument("-c", "--connect", metavar="PATH", help="Open PATH (a directory or :memory:).")
+    @argument("-l", "--limit", type=int, help="Rows to show (default: Kalam.display_limit).")
+    @argument("--side", action="store_true", help="With `inspect`: open in the side panel.")
+    @line_cell_magic
+    def kalam(self, line: str = "", cell: str | None = None) -> Any:
+        """Run KalamDB SQL.
+
+        %kalam SELECT ...            one statement; returns a DataFrame
+        %%kalam [--user U] [-o VAR]  a cell of statements; the last result is returned
+        %kalam VAR << SELECT ...     store the result in VAR
+        %kalam --connect PATH        switch engines (:memory: for a throw-away one)
+        %kalam inspect [--side]      the provider and cache inspector
+
+        `:name` binds the notebook variable `name` as a parameter.
+        """
+        args, rest = self._parse(line)
+        if args.connect:
+            self.connect(args.connect)
+            where = "an in-memory engine" if args.connect == MEMORY else args.connect
+            if not rest.strip() and not (cell and cell.strip()):
+                display(Message(f"Connected to {where}", "command", None, None, None))
+                return None
+        words = rest.split()
+        if words and words[0].lower() == "inspect" and all(w == "--side" for w in words[1:]):
+            self.inspect(side=args.side or "--side" in words[1:])
+            return None
+        sql = rest if cell is None else f"{rest}\n{cell}"
+        target = args.out
+        m = _ASSIGN.match(sql)
+        if m:
+            target, sql = m.group(1), m.group(2)
+        return self.run(sql, user=args.user, target=target, limit=args.limit)
+
+    def _parse(self, line: str) -> tuple[Any, str]:
+        """Peel the leading options off ``line``; the rest is SQL (which may contain dashes)."""
+        parser = self.kalam.parser
+        takes_value: dict[str, bool] = {}
+        for action in parser._actions:
+            for opt in action.option_strings:
+                takes_value[opt] = action.nargs != 0
+        tokens: list[str] = []
+        pos = 0
+        while True:
+            m = _TOKEN.match(line, pos)
+            if not m:
+                break
+            tok = m.group(1)
+            name = tok.split("=", 1)[0]
+            if name not in takes_value or name in ("-h", "--help"):
+                if name in ("-h", "--help"):
+                    tokens.append(tok)
+                    pos = m.end()
+                break
+            tokens.append(tok)
+            pos = m.end()
+            if takes_value[name] and "=" not in tok:
+                v = _TOKEN.match(line, pos)
+                if not v:
+                    raise UsageError(f"{name} needs a value")
+                tokens.append(_unquote(v.group(1)))
+                pos = v.end()
+        args = parser.parse_args(tokens)
+        return args, line[pos:]
+
+    def run(
+        self,
+        sql: str,
+        *,
+        user: str | None = None,
+        target: str | None = None,
+        limit: int | None = None,
+    ) -> Any:
+        """Run every statement of ``sql``; show DDL/DML lines; return the last query's frame."""
+        kalam_error = _kalam_error_type()
+        statements = split_statements(sql)
+        if not statements:
+            return None
+        user = user or self.settings.default_user
+        limit = self.settings.display_limit if limit is None else limit
+        db = self._open_or_usage_error()
+        result = None
+        frame = None
+        for no, stmt in enumerate(statements, 1):
+            try:
+                bound = bind_parameters(stmt, self.shell.user_ns)
+            except UnboundVariableError as exc:
+                raise UsageError(f"INVALID_PARAMETER: {exc}") from None
+            params = bound.params or None
+
+            def call(db: Any = db, sql: str = bound.sql, params: Any = params) -> Any:
+                return db.execute(sql, user=user, params=params)
+
+            try:
+                if self.settings.run_in_thread:
+                    result = run_with_progress(
+                        call, worker=self._worker, progress_after=self.settings.progress_after
+                    )
+                else:
+                    result = call()
+            except _Interrupted as exc:
+                raise UsageError(
+                    f"Interrupted after {exc.elapsed:.1f} s (statement {no} of "
+                    f"{len(statements)}); statements are atomic, so it either completes "
+                    "whole in the background or leaves no trace."
+                ) from None
+            except kalam_error as exc:
+                raise UsageError(
+                    format_error(exc, stmt, self._snapshot(db), (no, len(statements)))
+                ) from None
+            is_last = no == len(statements)
+            if result.kind == "query":
+                if is_last:
+                    frame = self._frame(result, limit)
+                else:
+                    display(self._message(result, f"{result.row_count} row(s) returned"))
+            else:
+                display(self._message(result, result.message))
+        if frame is None:
+            if target and result is not None:
+                self.shell.user_ns[target] = result.to_pandas()
+            return None
+        if target:
+            self.shell.user_ns[target] = frame
+            rows, cols = frame.shape
+            display(
+                self._message(
+                    result, f"Stored {rows} row(s) x {cols} column(s) in {target}"
+                )
+            )
+            return None
+        return frame
+
+    def _frame(self, result: Any, limit: int) -> Any:
+        table = result.to_arrow()
+        df = result.to_pandas()
+        types = tuple((f.name, str(f.type)) for f in table.schema)
+        info = ResultInfo(
+            total_rows=len(df),
+            column_types=types,
+            took_ms=getattr(result, "took_ms", None),
+            as_user=getattr(result, "as_user", None),
+            display_limit=limit,
+        )
+        return result_frame(df, info)
+
+    @staticmethod
+    def _message(result: Any, text: str | None) -> Message:
+        return Message(
+            text=text or "",
+            kind=result.kind,
+            rows=result.row_count,
+            took_ms=getattr(result, "took_ms", None),
+            as_user=getattr(result, "as_user", None),
+        )
+
+    def _open_or_usage_error(self) -> Any:
+        try:
+            return self.engine()
+        except _kalam_error_type() as exc:
+            raise UsageError(format_error(exc)) from None
+        except OSError as exc:
+            raise UsageError(f"Cannot open the Kalam engine at {self.path}: {exc}") from None
+
+    @staticmethod
+    def _snapshot(db: Any) -> dict[str, dict[str, list[str]]] | None:
+        try:
+            return db.catalog_snapshot()
+        except Exception:
+            return None
+
+    # -- the inspector ----------------------------------------------------------------------
+
+    def inspect(self, side: bool = False) -> Any:
+        """Show the inspector for the current engine (in the side panel with ``side``)."""
+        from kalam_jupyter.inspector import Inspector
+
+        self._open_or_usage_error()
+        inspector = Inspector(self.engine)
+        self.inspectors.append(inspector)
+        inspector.show(side=side)
+        return inspector
+
+
+def _unquote(tok: str) -> str:
+    if len(tok) >= 2 and tok[0] == tok[-1] and tok[0] in "'\"":
+        return tok[1:-1]
+    return tok
+
+
+def _close_quietly(ref: weakref.ref[KalamMagics]) -> None:
+    magics = ref()
+    if magics is not None:
+        try:
+            magics.close()
+        except Exception as exc:  # at exit there is no one left to tell but stderr
+            print(f"kalam: closing the engine failed: {exc}", file=sys.stderr)
+
+
+def activate(magics: KalamMagics | None) -> None:
+    """Make ``magics`` the one whose engine ``current_engine()`` returns."""
+    global _ACTIVE
+    _ACTIVE = weakref.ref(magics) if magics is not None else None
