@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     all_rows: list[Row] = []
     timings: dict[str, float] = {}
     errors: dict[str, str] = {}
+    load_before = _load()
     started = time.perf_counter()
     for name in names:
         print(f"[bench] {name} ...", file=sys.stderr, flush=True)
@@ -115,7 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     total = time.perf_counter() - started
 
     print(render(all_rows))
-    print(f"\n{len(all_rows)} rows from {len(names)} benchmarks in {total:.0f} s"
+    load_after = _load()
+    print(f"\n{len(all_rows)} rows from {len(names)} benchmarks in {total:.0f} s, "
+          f"{os.cpu_count()} CPUs, load average {load_before} before and {load_after} after"
           f"{' (tiny: every size is tiny, so the figures mean nothing)' if tiny else ''}")
     for r in all_rows:
         if r.note:
@@ -126,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": round(total, 1),
         "seconds_per_benchmark": timings,
         "machine": {"python": platform.python_version(), "platform": platform.platform(),
-                    "cpus": os.cpu_count()},
+                    "cpus": os.cpu_count(), "load_before": load_before,
+                    "load_after": load_after},
         "versions": _versions(),
         "errors": errors,
         "expected": {n: list(importlib.import_module(f"bench.{n}").ROWS) for n in names},
@@ -136,6 +140,14 @@ def main(argv: list[str] | None = None) -> int:
     out_path.write_text(json.dumps(report, indent=2, default=str))
     print(f"wrote {out_path}")
     return 1 if errors else 0
+
+
+def _load() -> str:
+    """The 1-minute load average: other work on the machine makes every figure noisier."""
+    try:
+        return f"{os.getloadavg()[0]:.2f}"
+    except OSError:
+        return "?"
 
 
 def _versions() -> dict[str, str]:

@@ -28,6 +28,7 @@ from kalam_engine.errors import (
 )
 from kalam_engine.handlers import dml, introspection, namespaces, query, tables
 from kalam_engine.handlers import storage as storage_handlers
+from kalam_engine.handlers import users as users_handlers
 from kalam_engine.providers.core import BaseTableProvider, TableProviderCore
 from kalam_engine.providers.shared import SharedTableProvider
 from kalam_engine.providers.stream import StreamTableProvider
@@ -45,6 +46,7 @@ from kalam_engine.sql import statements as st
 from kalam_engine.sql.names import validate_name, validate_namespace, validate_user_id
 from kalam_engine.sql.parser import parse_statement
 from kalam_engine.sql.tokens import split_statements
+from kalam_engine.sql.user_commands import AlterUser, CreateUser, DropUser, ExecuteAsUser
 from kalam_engine.storage.manager import StorageManager
 from kalam_engine.storage.sqlite_db import DURABILITY_LEVELS, SqliteDatabase
 
@@ -147,13 +149,24 @@ class Engine:
             started = time.perf_counter()
             result = self._execute_one(text, ctx, param_list)
             result.took_ms = (time.perf_counter() - started) * 1000
-            result.as_user = ctx.as_user or ctx.user_id
             result.statement = text
         assert result is not None
         return result
 
     def _execute_one(self, sql: str, ctx: ExecutionContext, params: list[Any] | None) -> Result:
-        stmt = parse_statement(sql)
+        return self.run_statement(parse_statement(sql), ctx, params)
+
+    def run_statement(self, stmt: object, ctx: ExecutionContext,
+                      params: list[Any] | None) -> Result:
+        """Run one parsed statement with ``ctx``; ``result.as_user`` names whose rows it used."""
+        if isinstance(stmt, ExecuteAsUser):  # sets as_user to the target itself
+            return users_handlers.execute_as_user(self, stmt, ctx, params)
+        result = self._dispatch(stmt, ctx, params)
+        result.as_user = ctx.as_user or ctx.user_id
+        return result
+
+    def _dispatch(self, stmt: object, ctx: ExecutionContext,
+                  params: list[Any] | None) -> Result:
         handler = _HANDLERS.get(type(stmt))
         if handler is None:
             if isinstance(stmt, st.TransactionStatement):
@@ -330,7 +343,7 @@ class Engine:
             stats_table,
             tables_table,
         )
-        from kalam_engine.handlers.users import jobs_table, users_table
+        from kalam_engine.handlers.users import audit_log_table, jobs_table, users_table
 
         builders: dict[str, tuple[Callable[[ExecutionContext], pa.Table], str | None]] = {
             "namespaces": (lambda ctx: namespaces_table(self), "namespace_id"),
@@ -339,6 +352,7 @@ class Engine:
             "columns": (lambda ctx: columns_table(self.catalog.latest_tables()), None),
             "users": (lambda ctx: users_table(self, ctx), "user_id"),
             "jobs": (lambda ctx: jobs_table(self), "job_id"),
+            "audit_log": (lambda ctx: audit_log_table(self), "audit_id"),
             "stats": (lambda ctx: stats_table(self), None),
         }
         out = {}
@@ -376,6 +390,9 @@ _HANDLERS: dict[type, Callable[..., Result]] = {
     st.ShowStats: introspection.show_stats,
     st.StorageFlush: storage_handlers.storage_command,
     st.StorageCompact: storage_handlers.storage_command,
+    CreateUser: users_handlers.create_user,
+    AlterUser: users_handlers.alter_user,
+    DropUser: users_handlers.drop_user,
 }
 _WITH_PARAMS = {st.QueryStatement, st.InsertStatement, st.UpdateStatement, st.DeleteStatement}
 
@@ -407,6 +424,9 @@ def _system_schemas() -> dict[str, pa.Schema]:
                            ("message", s), ("exception_trace", s), ("created_at", ts),
                            ("updated_at", ts), ("started_at", ts), ("finished_at", ts)]),
         "stats": pa.schema([("metric_name", s), ("metric_value", s)]),
+        "audit_log": pa.schema([("audit_id", pa.int64()), ("timestamp", ts),
+                                ("actor_user_id", s), ("action", s), ("target", s),
+                                ("details", s), ("subject_user_id", s)]),
     }
 
 

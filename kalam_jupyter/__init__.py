@@ -7,20 +7,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from kalam_jupyter import accessor as _accessor  # registers df.kalam
+from kalam_jupyter.accessor import KalamAccessor  # importing it registers df.kalam
 from kalam_jupyter.inspector import Inspector
 from kalam_jupyter.magics import Kalam, KalamMagics, activate, current_engine
 
 __all__ = [
     "Inspector",
     "Kalam",
+    "KalamAccessor",
     "KalamMagics",
     "current_engine",
     "load_ipython_extension",
     "unload_ipython_extension",
 ]
 
-_ = _accessor
 _LOADED: dict[int, tuple[KalamMagics, Any]] = {}
 
 
@@ -37,6 +37,8 @@ def load_ipython_extension(ipython: Any) -> None:
     ipython.configurables.append(settings)
 
     def snapshot() -> Any:
+        if not magics.is_open:  # pressing Tab must not create a data directory
+            return None
         try:
             return magics.engine().catalog_snapshot()
         except Exception:

@@ -186,7 +186,7 @@ def _catalog_names(snapshot: Mapping[str, Mapping[str, Iterable[str]]]) -> dict[
     }
 
 
-_DOTTED = re.compile(r"\b([A-Za-z_]\w*)\.([A-Za-z_]\w*)\b")
+_DOTTED = re.compile(r"\b(?:[A-Za-z_]\w*\.)?([A-Za-z_]\w*)\.([A-Za-z_]\w*)\b")
 _QUOTED = re.compile(r"'([A-Za-z_][\w.]*)'|\"([A-Za-z_][\w.]*)\"|`([A-Za-z_][\w.]*)`")
 
 
@@ -208,13 +208,13 @@ def close_names(
     wanted: list[str] = []
     for text in (message, sql):
         for m in _DOTTED.finditer(text):
-            wanted.append(m.group(0))
+            wanted.append(f"{m.group(1)}.{m.group(2)}")
             if code == "NAMESPACE_NOT_FOUND":
                 wanted.append(m.group(1))
         for m in _QUOTED.finditer(text):
             wanted.append(next(g for g in m.groups() if g))
     out: list[str] = []
-    lowered = {p.lower(): p for p in pool}
+    lowered = {p.lower(): p for p in pool if not p.lower().startswith("system.")}
     for name in wanted:
         key = name.lower()
         if key in known:

@@ -205,7 +205,7 @@ class Inspector:
             self._labels[key] = label
         grid = w.GridBox(
             list(self._labels.values()),
-            layout=w.Layout(grid_template_columns="repeat(2, minmax(220px, 1fr))"),
+            layout=w.Layout(grid_template_columns="repeat(auto-fill, minmax(240px, 1fr))"),
         )
         self._tables = w.HTML()
         self._status = w.HTML()

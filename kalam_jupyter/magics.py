@@ -15,7 +15,7 @@ from concurrent.futures import Future, wait
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
 from traitlets import Bool, Float, Integer, Unicode, default
@@ -221,6 +221,7 @@ class KalamMagics(Magics):
     @argument("-c", "--connect", metavar="PATH", help="Open PATH (a directory or :memory:).")
     @argument("-l", "--limit", type=int, help="Rows to show (default: Kalam.display_limit).")
     @argument("--side", action="store_true", help="With `inspect`: open in the side panel.")
+    @no_var_expand
     @line_cell_magic
     def kalam(self, line: str = "", cell: str | None = None) -> Any:
         """Run KalamDB SQL.
@@ -234,6 +235,8 @@ class KalamMagics(Magics):
         `:name` binds the notebook variable `name` as a parameter.
         """
         args, rest = self._parse(line)
+        if args is None:  # --help was shown
+            return None
         if args.connect:
             self.connect(args.connect)
             where = "an in-memory engine" if args.connect == MEMORY else args.connect
@@ -245,6 +248,10 @@ class KalamMagics(Magics):
             self.inspect(side=args.side or "--side" in words[1:])
             return None
         sql = rest if cell is None else f"{rest}\n{cell}"
+        if not sql.strip() and not args.connect:
+            state = "open" if self.is_open else "opens on first use"
+            display(Message(f"Kalam engine at {self.path} ({state})", "command", None, None, None))
+            return None
         target = args.out
         m = _ASSIGN.match(sql)
         if m:
@@ -266,10 +273,12 @@ class KalamMagics(Magics):
                 break
             tok = m.group(1)
             name = tok.split("=", 1)[0]
-            if name not in takes_value or name in ("-h", "--help"):
-                if name in ("-h", "--help"):
-                    tokens.append(tok)
-                    pos = m.end()
+            if name in ("-h", "--help"):
+                print(parser.format_help())
+                return None, ""
+            if name not in takes_value and re.fullmatch(r"--?[A-Za-z][\w-]*", name):
+                raise UsageError(f"unknown option {name} (see %kalam --help)")
+            if name not in takes_value:
                 break
             tokens.append(tok)
             pos = m.end()

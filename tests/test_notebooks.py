@@ -11,6 +11,8 @@ import pytest
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 from nbclient import NotebookClient
 
+from kalam_jupyter.show_notebook import render
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
@@ -68,4 +70,6 @@ def test_notebook_runs_without_errors(path: Path, kernel_name: str, tmp_path: Pa
     )
     assert "Traceback" not in text
     assert "Live providers:" in text  # the inspector rendered (text view of the widget)
-    assert not (tmp_path / ".kalam").exists() or path.stem != "quickstart"
+    assert not (tmp_path / ".kalam").exists()  # the notebooks use :memory:
+    shown, error_count = render(nb)
+    assert error_count == 0 and "Live providers:" in shown

@@ -147,3 +147,11 @@ def test_multi_statement_returns_last_and_stops_at_first_error(chat):
 def test_transactions_are_refused_clearly(chat):
     with pytest.raises(kalam_engine.UnsupportedError, match="commits on its own"):
         chat.execute("BEGIN")
+
+
+def test_now_into_timestamp_and_datetime_columns(db):
+    db.execute("CREATE NAMESPACE app")
+    db.execute("CREATE USER TABLE app.t (id INT PRIMARY KEY, d DATETIME, t TIMESTAMP)")
+    db.execute("INSERT INTO app.t VALUES (1, NOW(), NOW())", user="alice")
+    row = db.execute("SELECT d, t FROM app.t", user="alice").to_arrow().to_pylist()[0]
+    assert row["d"] is not None and row["t"] is not None

@@ -61,6 +61,8 @@ def coerce(values: pa.ChunkedArray | pa.Array, field: pa.Field) -> pa.Array | pa
             elif values.type.tz is not None and target.tz is None:
                 values = values.cast(pa.timestamp(values.type.unit, tz="UTC")).cast(
                     pa.timestamp(values.type.unit))
+            # Sub-microsecond digits (DataFusion's NOW() is in ns) are truncated, not refused.
+            return values.cast(target, safe=False)
         if pa.types.is_string(target) and not (
                 pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
             if pa.types.is_binary(values.type):

@@ -13,6 +13,7 @@ from sqlglot.tokens import TokenType
 from kalam_engine.catalog.definitions import DEFAULT_FUNCTIONS, ColumnDefault
 from kalam_engine.errors import InvalidParameterError, InvalidSqlError, UnsupportedError
 from kalam_engine.sql import statements as st
+from kalam_engine.sql import user_commands
 from kalam_engine.sql.tokens import TokenCursor
 
 QUERY_WORDS = {"SELECT", "WITH", "VALUES", "(", "EXPLAIN", "TABLE"}
@@ -51,6 +52,8 @@ def parse_statement(sql: str) -> object:
         return _parse_describe(cur)
     if word == "STORAGE":
         return _parse_storage(cur)
+    if word == "EXECUTE":
+        return user_commands.parse_execute_as(cur)
     if word in ("BEGIN", "START", "COMMIT", "ROLLBACK", "END"):
         return st.TransactionStatement(word)
     raise InvalidSqlError(
@@ -206,7 +209,9 @@ def _parse_create(cur: TokenCursor) -> object:
             break
     if cur.accept("TABLE"):
         return _parse_create_table(cur, prefix)
-    if cur.is_words("USER") or cur.is_words("STORAGE") or cur.is_words("VIEW"):
+    if cur.is_words("USER"):
+        return user_commands.parse_create_user(cur)
+    if cur.is_words("STORAGE") or cur.is_words("VIEW"):
         raise UnsupportedError(f"CREATE {cur.peek_word(0)} is not supported yet")
     raise InvalidSqlError(f"Unsupported statement type: {cur.sql[:60]!r}",
                           hint="CREATE NAMESPACE or CREATE [USER|SHARED|STREAM] TABLE")
@@ -255,6 +260,8 @@ def _parse_drop(cur: TokenCursor) -> object:
         cascade = cur.accept("CASCADE")
         cur.expect_end()
         return st.DropNamespace(name, ie, cascade)
+    if cur.is_words("USER") and not cur.is_words("USER", "TABLE"):
+        return user_commands.parse_drop_user(cur)
     prefix = None
     for t in TABLE_TYPES:
         if cur.is_words(t, "TABLE"):
@@ -278,6 +285,8 @@ def _parse_alter(cur: TokenCursor) -> object:
         opts = _options(cur)
         cur.expect_end()
         return st.AlterNamespace(name, dict(opts))
+    if cur.is_words("USER"):
+        return user_commands.parse_alter_user(cur)
     cur.expect("TABLE")
     table = _table_ref(cur)
     action: st.AlterAction
@@ -370,8 +379,7 @@ def _parse_show(cur: TokenCursor) -> object:
 
 def _parse_describe(cur: TokenCursor) -> object:
     cur.next()
-    if not cur.accept("TABLE"):
-        return st.QueryStatement(cur.sql)
+    cur.accept("TABLE")  # DESCRIBE [TABLE] t: open to every role (section 3)
     table = _table_ref(cur)
     history = cur.accept("HISTORY")
     cur.expect_end()

@@ -13,7 +13,6 @@ import pyarrow as pa
 
 from kalam_engine.storage.sqlite_db import SqliteDatabase
 
-
 # Batches this large are LZ4-compressed: bulk inserts log a third of the bytes for little CPU.
 COMPRESS_FROM_BYTES = 1 << 16
 _LZ4 = pa.ipc.IpcWriteOptions(compression="lz4")

@@ -138,10 +138,13 @@ class StorageManager:
                 continue
             floor = ttl_seq_floor(ttl, now)
             with store.write_lock:
+                gone = 0
                 for scope in store.scopes():
                     part = store.existing_partition(scope)
-                    removed += part.evict_before(floor) if part is not None else 0
-                self.log.remove_older_than(store.table_id.key, floor)
+                    gone += part.evict_before(floor) if part is not None else 0
+                if gone:  # memory mirrors the log: nothing evicted there, nothing to delete
+                    self.log.remove_older_than(store.table_id.key, floor)
+                removed += gone
         return removed
 
     # --- figures
