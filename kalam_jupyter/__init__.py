@@ -27,7 +27,7 @@ _LOADED: dict[int, tuple[KalamMagics, Any]] = {}
 def load_ipython_extension(ipython: Any) -> None:
     """Register the magics, the ``Kalam`` settings, completion and the inspector refresh."""
     from kalam_jupyter.completion import make_matcher
-    from kalam_jupyter.inspector import _ensure_hook
+    from kalam_jupyter.inspector import ensure_refresh_hook
 
     if id(ipython) in _LOADED:
         return
@@ -46,14 +46,14 @@ def load_ipython_extension(ipython: Any) -> None:
 
     matcher = make_matcher(snapshot)
     ipython.Completer.custom_matchers.append(matcher)
-    _ensure_hook()
+    ensure_refresh_hook()
     activate(magics)
     _LOADED[id(ipython)] = (magics, matcher)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
     """Undo :func:`load_ipython_extension` and close the engine it opened."""
-    from kalam_jupyter.inspector import remove_hook
+    from kalam_jupyter.inspector import remove_refresh_hook
 
     entry = _LOADED.pop(id(ipython), None)
     if entry is None:
@@ -65,6 +65,6 @@ def unload_ipython_extension(ipython: Any) -> None:
         ipython.configurables.remove(magics.settings)
     ipython.magics_manager.magics["line"].pop("kalam", None)
     ipython.magics_manager.magics["cell"].pop("kalam", None)
-    remove_hook()
+    remove_refresh_hook()
     magics.close()
     activate(None)

@@ -58,14 +58,20 @@ class ResultInfo:
     display_limit: int
 
 
-def _cell(value: Any) -> str:
+_NULL = '<span class="kalam-null" style="opacity:.5">NULL</span>'
+
+
+def _cell(value: Any, sql_type: str = "") -> str:
     if value is None:
-        return '<span class="kalam-null">NULL</span>'
+        return _NULL
     try:
         if pd.isna(value):
-            return '<span class="kalam-null">NULL</span>'
+            return _NULL
     except (TypeError, ValueError):
         pass
+    if isinstance(value, float) and "int" in sql_type and value.is_integer():
+        # an integer column with NULLs became float64 in pandas; show the integers
+        return str(int(value))
     return html.escape(str(value))
 
 
@@ -95,17 +101,23 @@ def result_frame(df: pd.DataFrame, info: ResultInfo) -> KalamFrame:
     return frame
 
 
+_TYPE_STYLE = "style='font-weight:normal;opacity:.6;font-size:smaller'"
+
+
 def render_result_html(df: pd.DataFrame, info: ResultInfo) -> str:
     limit = max(0, int(info.display_limit))
     shown = df.head(limit)
     types = dict(info.column_types)
     head = "".join(
-        f"<th>{html.escape(str(c))}<br><span class='kalam-type'>"
+        f"<th>{html.escape(str(c))}<br><span class='kalam-type' {_TYPE_STYLE}>"
         f"{html.escape(types.get(str(c), str(df.dtypes.iloc[i])))}</span></th>"
         for i, c in enumerate(df.columns)
     )
+    col_types = [types.get(str(c), "") for c in df.columns]
     body = "".join(
-        "<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>"
+        "<tr>"
+        + "".join(f"<td>{_cell(v, t)}</td>" for v, t in zip(row, col_types, strict=True))
+        + "</tr>"
         for row in shown.itertuples(index=False, name=None)
     )
     total = info.total_rows
@@ -163,7 +175,9 @@ class Progress:
     state: str = "running"
 
     def line(self) -> str:
-        return f"⏳ {self.state} · {self.elapsed_s:.1f} s elapsed"
+        if self.state == "running":
+            return f"⏳ running · {self.elapsed_s:.1f} s elapsed"
+        return f"{self.state} after {self.elapsed_s:.1f} s"
 
     def __repr__(self) -> str:
         return self.line()

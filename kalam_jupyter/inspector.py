@@ -14,7 +14,7 @@ from typing import Any
 
 from kalam_jupyter.display import human_bytes
 
-__all__ = ["FIGURES", "Inspector", "refresh_all"]
+__all__ = ["FIGURES", "Inspector", "ensure_refresh_hook", "refresh_all", "remove_refresh_hook"]
 
 #: (key, label, kind) of every headline figure, in display order.
 FIGURES: tuple[tuple[str, str, str], ...] = (
@@ -163,9 +163,10 @@ class Inspector:
         self._labels: dict[str, Any] = {}
         self._tables: Any = None
         self._status: Any = None
+        self._sidecar: Any = None
         self.widget: Any = self._build_widget()
         self.refresh()
-        _ensure_hook()
+        ensure_refresh_hook()
 
     # -- state ------------------------------------------------------------------------------
 
@@ -298,7 +299,8 @@ def refresh_all(*_: Any) -> None:
         inspector.refresh()
 
 
-def _ensure_hook() -> None:
+def ensure_refresh_hook() -> None:
+    """Register :func:`refresh_all` as IPython's ``post_run_cell`` callback (once)."""
     try:
         from IPython import get_ipython
     except ImportError:  # pragma: no cover
@@ -311,7 +313,7 @@ def _ensure_hook() -> None:
         shell.events.register("post_run_cell", refresh_all)
 
 
-def remove_hook() -> None:
+def remove_refresh_hook() -> None:
     """Unregister the refresh hook (used when the extension is unloaded)."""
     try:
         from IPython import get_ipython

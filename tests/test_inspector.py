@@ -135,3 +135,11 @@ def test_closed_engine_does_not_break_refresh() -> None:
     inspector.refresh()
     assert inspector.error is not None
     assert "Kalam inspector" in inspector.text()
+
+
+def test_side_panel_falls_back_to_text_outside_a_notebook(
+    shell: InteractiveShell, magics: KalamMagics
+) -> None:
+    cap = run(shell, "%kalam inspect --side")
+    shown = cap.stdout + "".join(o.data.get("text/plain", "") for o in cap.outputs)
+    assert "Live providers:" in shown

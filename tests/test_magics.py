@@ -291,6 +291,11 @@ def test_completion_of_namespaces_tables_and_columns(
     assert cols == ["app.messages.body"]
     aliased = _complete(shell, "%%kalam\nSELECT m.")
     assert aliased == []  # no alias known yet
+    text = "%%kalam\nSELECT m.b\nFROM app.messages m"
+    cursor = text.index("m.b") + 3
+    with provisionalcompleter():
+        mid = [c.text for c in shell.Completer.completions(text, cursor)]
+    assert mid == ["m.body"]  # the alias is defined after the cursor
     line = _complete(shell, "%kalam SELECT * FROM app.c")
     assert "app.cfg" in line
     with warnings.catch_warnings():

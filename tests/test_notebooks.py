@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
@@ -73,3 +75,75 @@ def test_notebook_runs_without_errors(path: Path, kernel_name: str, tmp_path: Pa
     assert not (tmp_path / ".kalam").exists()  # the notebooks use :memory:
     shown, error_count = render(nb)
     assert error_count == 0 and "Live providers:" in shown
+
+
+def _execute(kc: Any, code: str, timeout: float = 60) -> tuple[dict[str, Any], str]:
+    """Run ``code``; return the reply content and everything printed or displayed."""
+    msg_id = kc.execute(code)
+    shown: list[str] = []
+    while True:
+        msg = kc.get_iopub_msg(timeout=timeout)
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        content = msg["content"]
+        if msg["msg_type"] == "stream":
+            shown.append(content["text"])
+        elif msg["msg_type"] in {"display_data", "execute_result", "update_display_data"}:
+            shown.append(str(content["data"].get("text/plain", "")))
+        elif msg["msg_type"] == "error":
+            shown.append("\n".join(content["traceback"]))
+        elif msg["msg_type"] == "status" and content["execution_state"] == "idle":
+            break
+    reply = kc.get_shell_msg(timeout=timeout)
+    return reply["content"], "".join(shown)
+
+
+def test_completion_and_interrupt_in_a_real_kernel(kernel_name: str) -> None:
+    """What JupyterLab does: complete_request to the kernel, and SIGINT during a long query."""
+    from jupyter_client.manager import start_new_kernel
+
+    km, kc = start_new_kernel(kernel_name=kernel_name)
+    try:
+        reply, out = _execute(
+            kc,
+            "%load_ext kalam_jupyter\n%kalam --connect :memory:\n"
+            "%kalam CREATE NAMESPACE app\n"
+            "%kalam CREATE USER TABLE app.messages (id BIGINT PRIMARY KEY, body TEXT)",
+        )
+        assert reply["status"] == "ok", out
+        code = "%%kalam --user alice\nSELECT bo FROM app.mes"
+        msg_id = kc.complete(code, len(code))
+        matches = kc.get_shell_msg(timeout=30)
+        assert matches["parent_header"]["msg_id"] == msg_id
+        assert "app.messages" in matches["content"]["matches"]
+        # calibrate a query of a few seconds, then interrupt the kernel while it runs
+        reply, out = _execute(
+            kc,
+            "import time\nfrom kalam_jupyter import current_engine\n"
+            "q = 'SELECT sum(length(CAST(value AS VARCHAR))) FROM generate_series(1, {})'\n"
+            "t = time.monotonic(); current_engine().execute(q.format(5_000_000))\n"
+            "slow = q.format(int(5_000_000 * 5 / max(time.monotonic() - t, 0.01)))",
+        )
+        assert reply["status"] == "ok", out
+        started = time.monotonic()
+        msg_id = kc.execute("r = get_ipython().run_line_magic('kalam', slow)")
+        time.sleep(1.5)
+        km.interrupt_kernel()
+        shown: list[str] = []
+        while True:
+            msg = kc.get_iopub_msg(timeout=60)
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            if msg["msg_type"] == "stream":
+                shown.append(msg["content"]["text"])
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                break
+        reply = kc.get_shell_msg(timeout=30)["content"]
+        assert reply["status"] == "error"
+        assert "Interrupted after" in "".join(shown)
+        assert time.monotonic() - started < 5
+        reply, out = _execute(kc, "%kalam --user alice SELECT count(*) AS c FROM app.messages")
+        assert reply["status"] == "ok", out
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)

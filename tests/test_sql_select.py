@@ -84,6 +84,7 @@ def test_unknown_table_suggests_close_names(loaded):
     with pytest.raises(kalam_engine.TableNotFoundError) as err:
         loaded.execute("SELECT * FROM app.mesages", user="alice")
     assert "app.messages" in str(err.value)
+    assert "kalam." not in str(err.value) and "system." not in str(err.value)
 
 
 def test_invalid_sql_and_unknown_column(loaded):

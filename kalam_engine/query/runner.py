@@ -23,6 +23,7 @@ from kalam_engine.query.functions import IdFunctions
 from kalam_engine.query.session import RequestState, TableResolver, new_session
 from kalam_engine.sql.tokens import tokenize
 
+CATALOG_PREFIX = "kalam."
 _TABLE_NOT_FOUND = re.compile(r"table '([^']+)' not found", re.IGNORECASE)
 _CURRENT_FN = re.compile(r"current_(user|role)\s*\(\s*\)", re.IGNORECASE)
 
@@ -127,6 +128,8 @@ class QueryRunner:
         missing = _TABLE_NOT_FOUND.search(text)
         if missing:
             name = missing.group(1)
+            if name.startswith(CATALOG_PREFIX):
+                name = name[len(CATALOG_PREFIX):]
             return TableNotFoundError(f"Table '{name}' does not exist",
                                       hint=self._close_names(ctx, name))
         if "ParserError" in text or "sql parser error" in text.lower():
@@ -144,6 +147,8 @@ class QueryRunner:
         short = name.split(".")[-1]
         known = []
         for ns in self.resolver.namespaces():
+            if ns == "system":
+                continue
             known.extend(f"{ns}.{t}" for t in self.resolver.table_names(ns))
         close = difflib.get_close_matches(name, known, n=3, cutoff=0.5) or \
             [k for k in known if k.endswith("." + short)][:3]
