@@ -10,6 +10,7 @@ import enum
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 
 class TableType(enum.Enum):
@@ -47,9 +48,10 @@ class AccessLevel(enum.Enum):
 ROOT_USER = "root"
 
 
-@dataclass(frozen=True, slots=True)
-class TableId:
-    """A table's identity: namespace and table name (both lowercase)."""
+class TableId(NamedTuple):
+    """A table's identity: namespace and table name (both lowercase).
+
+    A NamedTuple: it is a cache key on every request, and tuple hashing is done in C."""
 
     namespace: str
     name: str

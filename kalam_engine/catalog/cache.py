@@ -124,11 +124,14 @@ class SchemaCache:
     def get_entry(self, table_id: TableId) -> CachedTable:
         entry = self._entries.get(table_id)
         if entry is not None:
-            with self._lock:
-                if table_id in self._entries:
-                    self._entries.move_to_end(table_id)
-                    self.hits += 1
-                    return entry
+            # Hot path without the lock: one dict lookup and an LRU touch, both atomic under the
+            # GIL. An entry evicted meanwhile is still valid to return (its provider is alive).
+            try:
+                self._entries.move_to_end(table_id)
+            except KeyError:
+                pass
+            self.hits += 1
+            return entry
         with self._lock:
             entry = self._entries.get(table_id)
             if entry is not None:

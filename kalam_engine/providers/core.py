@@ -10,6 +10,7 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pds
@@ -159,10 +160,15 @@ class BaseTableProvider(ABC):
              filters: pds.Expression | None = None, limit: int | None = None,
              *, include_deleted: bool = False) -> pds.Dataset:
         """A dataset of the rows ``ctx`` may see. DataFusion pushes projection and filters into
-        it; direct callers may pass them here."""
-        rows = self.visible_rows(ctx, include_deleted=include_deleted)
-        if filters is not None:
-            rows = rows.filter(filters)
+        it; direct callers may pass them here. A filter is also used to skip the Parquet
+        segments whose manifest statistics (primary key and _seq bounds) cannot match it."""
+        if filters is None:
+            rows = self.visible_rows(ctx, include_deleted=include_deleted)
+        else:
+            self._check_live()
+            self.check_read(ctx)
+            rows = self._store.read_filtered(self.scope(ctx), self.core.schema, filters,
+                                             include_deleted=include_deleted)
         if projection is not None:
             rows = rows.select(projection)
         if limit is not None:
@@ -200,8 +206,8 @@ class BaseTableProvider(ABC):
                         f"NOT NULL constraint violation: column '{f.name}' cannot be NULL "
                         f"(row {row})", hint="supply a value or give the column a DEFAULT")
         first = self._seq.next_range(n)
-        arrays.append(pa.array(range(first, first + n), pa.int64()))
-        arrays.append(pa.array([deleted] * n, pa.bool_()))
+        arrays.append(pa.array(np.arange(first, first + n, dtype=np.int64)))
+        arrays.append(pa.array(np.full(n, deleted, dtype=np.bool_)))
         return pa.Table.from_arrays(arrays, schema=schema)
 
     def _key_values(self, rows: pa.Table) -> list:
@@ -231,7 +237,7 @@ class BaseTableProvider(ABC):
         return rows.num_rows
 
     def _check_keys_free(self, scope: str, keys: set, pk: str) -> None:
-        taken = self._store.live_keys(scope, self.core.schema).intersection(keys)
+        taken = self._store.taken_keys(scope, self.core.schema, keys)
         if taken:
             raise ConstraintError(
                 f"Primary key violation: value '{next(iter(taken))}' already exists in "

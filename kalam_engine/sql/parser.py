@@ -6,6 +6,7 @@ expressions DataFusion evaluates.
 
 from __future__ import annotations
 
+import functools
 import re
 
 from sqlglot.tokens import TokenType
@@ -24,8 +25,11 @@ TABLE_TYPES = ("USER", "SHARED", "STREAM")
 _NUMBER = re.compile(r"^[+-]?\d+(\.\d+)?([eE][+-]?\d+)?$")
 
 
+@functools.lru_cache(maxsize=1024)
 def parse_statement(sql: str) -> object:
-    """Parse one statement into a dataclass of :mod:`kalam_engine.sql.statements`."""
+    """Parse one statement into a (frozen) dataclass of :mod:`kalam_engine.sql.statements`.
+
+    Cached by text: notebooks and services repeat the same statements with new parameters."""
     head = sql.lstrip()[:12].upper()
     first = head.split(None, 1)[0] if head.split() else ""
     if first in QUERY_WORDS or head.startswith("("):
