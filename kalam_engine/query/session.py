@@ -136,7 +136,7 @@ def _config(namespace: str, target_partitions: int) -> SessionConfig:
             .with_target_partitions(target_partitions))
 
 
-def new_session(state: RequestState, *, target_partitions: int = 2) -> SessionContext:
+def new_session(state: RequestState, *, target_partitions: int = 1) -> SessionContext:
     """A DataFusion session for one request, with the Kalam catalog as default."""
     session = SessionContext(_config(state.ctx.namespace, target_partitions))
     session.register_catalog_provider(CATALOG_NAME, RequestCatalog(state))
