@@ -126,7 +126,7 @@ class SchemaCache:
         if entry is not None:
             # Hot path without the lock: one dict lookup and an LRU touch, both atomic under the
             # GIL. An entry evicted meanwhile is still valid to return (its provider is alive).
-            try:
+            try:  # noqa: SIM105 - contextlib.suppress costs more on this hot path
                 self._entries.move_to_end(table_id)
             except KeyError:
                 pass
