@@ -264,7 +264,8 @@ class Engine:
 
     def table_id_for(self, ref: st.TableRef, ctx: ExecutionContext,
                      must_exist_ns: bool = False) -> TableId:
-        ns = validate_namespace(ref.namespace) if ref.namespace else ctx.namespace
+        ns = validate_namespace(ref.namespace) if ref.namespace is not None \
+            else ctx.namespace
         name = validate_name(ref.name, "table")
         if must_exist_ns and not self.namespace_exists(ns):
             raise NamespaceNotFoundError(f"Namespace '{ns}' does not exist",

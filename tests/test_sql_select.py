@@ -127,3 +127,14 @@ def test_closed_engine(db):
     db.close()
     with pytest.raises(kalam_engine.EngineClosedError):
         db.execute("SELECT 1")
+
+
+def test_information_schema_lists_only_readable_tables(loaded):
+    loaded.execute("CREATE SHARED TABLE app.secrets (id INT PRIMARY KEY)")  # private
+    names = col(loaded, "SELECT table_name FROM information_schema.tables "
+                        "WHERE table_schema = 'app' ORDER BY table_name", "table_name")
+    assert names == ["messages", "rooms"]
+    assert "secrets" in col(loaded, "SELECT table_name FROM information_schema.tables",
+                            "table_name", user=None)
+    with pytest.raises(kalam_engine.PermissionDeniedError):
+        loaded.execute("SELECT * FROM app.secrets", user="alice")

@@ -33,3 +33,14 @@ def check_drop_table(ctx: ExecutionContext, table_type: TableType) -> None:
     if table_type is TableType.SYSTEM:
         raise PermissionDeniedError("System tables cannot be dropped")
     require_admin(ctx, "DROP TABLE")
+
+
+SYSTEM_NAMESPACE = "system"
+
+
+def check_not_system_namespace(namespace: str, action: str) -> None:
+    """The ``system`` namespace holds only the built-in read-only system tables."""
+    if namespace == SYSTEM_NAMESPACE:
+        raise PermissionDeniedError(
+            f"{action} is not allowed in the system namespace: system tables are built in and "
+            "read-only for every role", hint="use your own namespace")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kalam_engine.auth.permissions import require_admin
+from kalam_engine.auth.permissions import check_not_system_namespace, require_admin
 from kalam_engine.context import ExecutionContext, TableId
 from kalam_engine.errors import (
     AlreadyExistsError,
@@ -35,6 +35,7 @@ def create_namespace(engine: Engine, stmt: st.CreateNamespace, ctx: ExecutionCon
 def drop_namespace(engine: Engine, stmt: st.DropNamespace, ctx: ExecutionContext) -> Result:
     require_admin(ctx, "DROP NAMESPACE")
     name = validate_namespace(stmt.name)
+    check_not_system_namespace(name, "DROP NAMESPACE")
     if not engine.namespace_exists(name) or name == "default":
         if stmt.if_exists:
             return Result("ddl", message=f"Namespace '{name}' does not exist")
@@ -57,6 +58,7 @@ def drop_namespace(engine: Engine, stmt: st.DropNamespace, ctx: ExecutionContext
 def alter_namespace(engine: Engine, stmt: st.AlterNamespace, ctx: ExecutionContext) -> Result:
     require_admin(ctx, "ALTER NAMESPACE")
     name = validate_namespace(stmt.name)
+    check_not_system_namespace(name, "ALTER NAMESPACE")
     if not engine.namespace_exists(name):
         raise NamespaceNotFoundError(f"Namespace '{name}' does not exist")
     current = {n: o for n, _, o in engine.catalog.namespaces()}.get(name, {})

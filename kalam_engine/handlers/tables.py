@@ -184,6 +184,8 @@ def build_definition(stmt: st.CreateTable, ctx: ExecutionContext,
 
 
 def create_table(engine: Engine, stmt: st.CreateTable, ctx: ExecutionContext) -> Result:
+    table_id = engine.table_id_for(stmt.table, ctx)
+    permissions.check_not_system_namespace(table_id.namespace, "CREATE TABLE")
     table_id = engine.table_id_for(stmt.table, ctx, must_exist_ns=True)
     definition = build_definition(stmt, ctx, table_id)
     permissions.check_create_table(ctx, definition.table_type)
@@ -200,6 +202,7 @@ def create_table(engine: Engine, stmt: st.CreateTable, ctx: ExecutionContext) ->
 
 def drop_table(engine: Engine, stmt: st.DropTable, ctx: ExecutionContext) -> Result:
     table_id = engine.table_id_for(stmt.table, ctx)
+    permissions.check_not_system_namespace(table_id.namespace, "DROP TABLE")
     definition = engine.catalog.load_table(table_id)
     if definition is None:
         if stmt.if_exists:
@@ -243,6 +246,7 @@ def _validate_against_data(engine: Engine, old: TableDefinition,
 
 def alter_table(engine: Engine, stmt: st.AlterTable, ctx: ExecutionContext) -> Result:
     table_id = engine.table_id_for(stmt.table, ctx)
+    permissions.check_not_system_namespace(table_id.namespace, "ALTER TABLE")
     old = engine.catalog.load_table(table_id)
     if old is None:
         raise TableNotFoundError(f"Table {table_id} does not exist",

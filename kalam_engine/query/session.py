@@ -89,7 +89,17 @@ class RequestSchema(SchemaProvider):
         state = self._state
         if self._namespace == SYSTEM_NAMESPACE and state.ctx.role < Role.DBA:
             return []  # information_schema lists no system table to those who may not read it
-        return list(state.resolver.table_names(self._namespace))
+        return [name for name in state.resolver.table_names(self._namespace)
+                if self._readable(name)]
+
+    def _readable(self, name: str) -> bool:
+        """Whether this request may read the table (information_schema lists only those)."""
+        try:
+            self._state.resolver.provider(TableId(self._namespace, name)).check_read(
+                self._state.ctx)
+        except KalamError:
+            return False
+        return True
 
     def table(self, name: str) -> Table | None:
         state = self._state

@@ -11,6 +11,12 @@ def _column_id(field: pa.Field) -> bytes | None:
     return field.metadata.get(COLUMN_ID_KEY) if field.metadata else None
 
 
+def column_key(field: pa.Field) -> bytes:
+    """What identifies a column across schema versions: its column id, else its name."""
+    cid = _column_id(field)
+    return cid if cid is not None else field.name.encode()
+
+
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     """Return ``table`` with exactly ``schema``'s fields: matched by column id (so renames keep
     their data), cast when a type changed, null-filled when the column is newer than the data."""

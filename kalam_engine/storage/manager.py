@@ -148,9 +148,9 @@ class StorageManager:
         return removed
 
     # --- figures
-    def _read_segment(self, segment: Segment) -> pa.Table:
+    def _read_segment(self, segment: Segment, fields: pa.Schema | None = None) -> pa.Table:
         assert self.files is not None
-        return self.files.read(segment.path)
+        return self.files.read(segment.path, fields)
 
     def data_sizes(self) -> dict[str, int]:
         rows = hot = 0

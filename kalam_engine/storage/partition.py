@@ -5,12 +5,16 @@ Rows are versions: every write appends rows carrying ``_seq`` (version) and ``_d
 lazily, only this partition's own). Reads see, per key, the newest version across hot and cold
 and hide tombstones. Hot rows are always newer than cold ones (a flush moves every hot row), so
 a partition whose hot rows are all fresh inserts skips the hot/cold merge.
+
+Until the merged view is cached, primary-key checks and filtered reads open only the segments
+whose manifest bounds (key, _seq) may matter to them (see ``pruning``).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Sequence
+from typing import Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -18,8 +22,13 @@ import pyarrow.compute as pc
 from kalam_engine.catalog.definitions import COLUMN_ID_KEY, DELETED_COLUMN, SEQ_COLUMN
 from kalam_engine.storage.conform import conform
 from kalam_engine.storage.manifest import Segment
+from kalam_engine.storage.pruning import segments_for_filter, segments_holding
 
-SegmentReader = Callable[[Segment], pa.Table]
+
+class SegmentReader(Protocol):
+    def __call__(self, segment: Segment, fields: pa.Schema | None = None, /) -> pa.Table:
+        """The rows of ``segment``; with ``fields``, only those columns (by column id)."""
+        ...
 
 
 def latest_versions(table: pa.Table, key: str) -> pa.Table:
@@ -45,6 +54,18 @@ def _column_ids(schema: pa.Schema) -> set:
 
 def _concat(parts: list[pa.Table]) -> pa.Table:
     return parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+
+
+def _newest(parts: list[pa.Table], key: str) -> pa.Table:
+    """The newest version per key across ``parts`` (each already one version per key)."""
+    parts = [p for p in parts if p.num_rows] or parts[:1]
+    if len(parts) == 1:
+        return parts[0]
+    return latest_versions(pa.concat_tables(parts).combine_chunks(), key)
+
+
+def _key_array(keys: set, arrow_type: pa.DataType) -> pa.Array:
+    return pa.array(list(keys), type=arrow_type)
 
 
 class Partition:
@@ -120,10 +141,102 @@ class Partition:
     def live_keys(self, schema: pa.Schema) -> set:
         """Keys whose newest version (hot or cold) is a live row."""
         with self._lock:
-            if self._live is None:
+            return self._live_keys(schema)
+
+    def _live_keys(self, schema: pa.Schema) -> set:
+        if self._live is None:
+            if self._cold_ready(schema) or not self._segments:
                 rows = hide_tombstones(self._merged(schema))
-                self._live = set(rows[self._key].to_pylist())
-            return self._live
+            else:  # only the key, _seq and _deleted columns of every segment
+                fields = self._key_schema(schema)
+                cold = [conform(self._read(s, fields), fields) for s in self._segments]
+                hot = self._hot(schema).select(fields.names)
+                rows = hide_tombstones(_newest([*cold, hot], self._key))
+            self._live = set(rows[self._key].to_pylist())
+        return self._live
+
+    def taken_keys(self, schema: pa.Schema, keys: set) -> set:
+        """Those of ``keys`` whose newest version (hot or cold) is a live row.
+
+        Uses the live-key set or the cold view when already built. Otherwise hot rows decide
+        the keys they hold (they are newer than every segment) and, for the others, only the
+        key, _seq and _deleted columns of the segments whose key bounds may hold one are read.
+        """
+        with self._lock:
+            if self._live is not None or not self._segments or self._cold_ready(schema):
+                return self._live_keys(schema) & keys
+            hot = self._hot(schema)
+            key_type = schema.field(self._key).type
+            if hot.num_rows:
+                hot = hot.filter(pc.is_in(hot[self._key], value_set=_key_array(keys, key_type)))
+            in_hot = set(hot[self._key].to_pylist())
+            taken = set(hide_tombstones(hot)[self._key].to_pylist())
+            rest = keys - in_hot
+            segments = segments_holding(self._segments, rest)
+            if not segments:
+                return taken
+            if len(segments) == len(self._segments):  # nothing pruned: build the cached set
+                return self._live_keys(schema) & keys
+            fields = self._key_schema(schema)
+            wanted = _key_array(rest, key_type)
+            parts = []
+            for segment in segments:
+                part = conform(self._read(segment, fields), fields)
+                parts.append(part.filter(pc.is_in(part[self._key], value_set=wanted)))
+            cold = hide_tombstones(_newest(parts, self._key))
+            return taken | set(cold[self._key].to_pylist())
+
+    def read_filtered(self, schema: pa.Schema, condition: pc.Expression, *,
+                      include_deleted: bool = False) -> pa.Table:
+        """``read(schema)`` filtered by ``condition``, reading only the segments whose manifest
+        statistics may match it (when the merged view is not already cached)."""
+        with self._lock:
+            hit = self._cache.get((id(schema), include_deleted))
+            if (hit is None or hit[0] is not schema) and not self._cold_ready(schema):
+                chosen = segments_for_filter(self._segments, condition, schema, self._key)
+                if len(chosen) < len(self._segments):
+                    return self._read_pruned(schema, condition, chosen, include_deleted)
+        return self.read(schema, include_deleted=include_deleted).filter(condition)
+
+    def _read_pruned(self, schema: pa.Schema, condition: pc.Expression,
+                     chosen: Sequence[Segment], include_deleted: bool) -> pa.Table:
+        cold = [conform(self._read(s), schema) for s in chosen]
+        merged = _newest([*cold, self._hot(schema)], self._key)
+        rows = (merged if include_deleted else hide_tombstones(merged)).filter(condition)
+        skipped = [s for s in self._segments if s not in chosen]
+        return self._drop_shadowed(rows, skipped, schema)
+
+    def _drop_shadowed(self, rows: pa.Table, skipped: list[Segment],
+                       schema: pa.Schema) -> pa.Table:
+        """Drop the rows of which a skipped segment holds a newer version (the newest version
+        then lives in a segment that cannot match, so the key is not in the result)."""
+        if rows.num_rows == 0 or not skipped:
+            return rows
+        oldest = pc.min(rows[SEQ_COLUMN]).as_py()
+        keys = rows[self._key]
+        suspects = segments_holding([s for s in skipped if s.max_seq > oldest],
+                                    set(keys.to_pylist()))
+        if not suspects:
+            return rows
+        fields = pa.schema([schema.field(self._key), schema.field(SEQ_COLUMN)]) \
+            if self._key != SEQ_COLUMN else pa.schema([schema.field(SEQ_COLUMN)])
+        versions = [rows.select(fields.names)]
+        for segment in suspects:
+            part = conform(self._read(segment, fields), fields)
+            versions.append(part.filter(pc.is_in(part[self._key], value_set=keys)))
+        newest = _newest(versions, self._key)
+        return rows.filter(pc.is_in(rows[SEQ_COLUMN], value_set=newest[SEQ_COLUMN]))
+
+    def _read(self, segment: Segment, fields: pa.Schema | None = None) -> pa.Table:
+        assert self._reader is not None  # a partition has segments only with a reader
+        return self._reader(segment, fields)
+
+    def _key_schema(self, schema: pa.Schema) -> pa.Schema:
+        names = dict.fromkeys((self._key, SEQ_COLUMN, DELETED_COLUMN))
+        return pa.schema([schema.field(n) for n in names])
+
+    def _cold_ready(self, schema: pa.Schema) -> bool:
+        return self._cold is not None and self._cold[0].equals(schema, check_metadata=True)
 
     def _merged(self, schema: pa.Schema) -> pa.Table:
         hot = self._hot(schema)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from kalam_engine.context import TableId
+from kalam_engine.storage.conform import column_key
 
 STORAGE_DIR = "storage"
 TMP_SUFFIX = ".tmp"
@@ -29,12 +31,13 @@ def _fsync_dir(path: Path) -> None:
 
 
 class SegmentFiles:
-    """The segment files of one data directory."""
+    """The segment files of one data directory. ``reads`` counts reads per relative path."""
 
-    __slots__ = ("root",)
+    __slots__ = ("reads", "root")
 
     def __init__(self, data_dir: Path) -> None:
         self.root = data_dir
+        self.reads: Counter[str] = Counter()
 
     def relative_path(self, table_id: TableId, scope: str, batch_no: int) -> str:
         """``storage/<ns>/<table>[/<user_id>]/batch-N.parquet`` (scope "" is a SHARED table)."""
@@ -56,8 +59,16 @@ class SegmentFiles:
         _fsync_dir(final.parent)
         return final.stat().st_size
 
-    def read(self, relative: str, columns: list[str] | None = None) -> pa.Table:
-        return pq.read_table(self.root / relative, columns=columns, use_threads=False)
+    def read(self, relative: str, fields: pa.Schema | None = None) -> pa.Table:
+        """The segment at ``relative``; with ``fields``, only the columns that hold them (matched
+        by column id, so a renamed column is found; a column the file lacks is left out)."""
+        path = self.root / relative
+        columns = None
+        if fields is not None:
+            wanted = {column_key(f) for f in fields}
+            columns = [f.name for f in pq.read_schema(path) if column_key(f) in wanted]
+        self.reads[relative] += 1
+        return pq.read_table(path, columns=columns, use_threads=False)
 
     def delete(self, relative: str) -> None:
         (self.root / relative).unlink(missing_ok=True)

@@ -72,6 +72,14 @@ class TableStore:
             return schema.empty_table()
         return part.read(schema, include_deleted=include_deleted)
 
+    def read_filtered(self, scope: str, schema: pa.Schema, condition: pc.Expression, *,
+                      include_deleted: bool = False) -> pa.Table:
+        """``read`` filtered by ``condition``; opens only the segments that may match it."""
+        part = self._partitions.get(scope)
+        if part is None:
+            return schema.empty_table().filter(condition)
+        return part.read_filtered(schema, condition, include_deleted=include_deleted)
+
     def write(self, scope: str, schema_version: int, rows: pa.Table, kind: str) -> None:
         """Log ``rows`` (complete versions with _seq and _deleted), apply, notify."""
         if rows.num_rows == 0:
@@ -89,6 +97,11 @@ class TableStore:
         """Keys of ``scope`` whose newest version, hot or cold, is a live row."""
         part = self._partitions.get(scope)
         return set() if part is None else part.live_keys(schema)
+
+    def taken_keys(self, scope: str, schema: pa.Schema, keys: set) -> set:
+        """Those of ``keys`` that a live row of ``scope`` holds (segments pruned by key bounds)."""
+        part = self._partitions.get(scope)
+        return set() if part is None or not keys else part.taken_keys(schema, keys)
 
     def replay(self, scope: str, rows: pa.Table) -> None:
         self.partition(scope).apply(rows, versions=True)
