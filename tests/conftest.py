@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
+from IPython.core.interactiveshell import InteractiveShell
 
 import kalam_engine
 
@@ -28,3 +31,12 @@ def chat(db):
     db.execute("CREATE SHARED TABLE app.rooms (id INT PRIMARY KEY, name TEXT) "
                "WITH (ACCESS_LEVEL='PUBLIC')")
     return db
+
+
+@pytest.fixture(scope="module")
+def shell() -> Iterator[InteractiveShell]:
+    """A real IPython shell with the extension loaded (shared by the notebook-layer tests)."""
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "kalam_jupyter")
+    yield ip
+    ip.run_line_magic("unload_ext", "kalam_jupyter")

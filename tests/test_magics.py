@@ -20,14 +20,6 @@ from kalam_jupyter.display import KalamFrame
 from kalam_jupyter.magics import KalamMagics, _Interrupted, run_with_progress
 
 
-@pytest.fixture(scope="module")
-def shell() -> Iterator[InteractiveShell]:
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "kalam_jupyter")
-    yield ip
-    ip.run_line_magic("unload_ext", "kalam_jupyter")
-
-
 @pytest.fixture
 def magics(shell: InteractiveShell) -> Iterator[KalamMagics]:
     m: KalamMagics = shell.magics_manager.registry["KalamMagics"]
