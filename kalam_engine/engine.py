@@ -63,7 +63,8 @@ class Engine:
     """An embedded Kalam database. Thread-safe; one per data directory."""
 
     def __init__(self, path: str | os.PathLike[str] = ":memory:", *,
-                 cache_capacity: int = 1024, durability: str = "full") -> None:
+                 cache_capacity: int = 1024, durability: str = "full",
+                 fast_paths: bool = True) -> None:
         if durability not in DURABILITY_LEVELS:
             raise InvalidParameterError(f"Unknown durability '{durability}'",
                                         hint="use 'full', 'normal' or 'off'")
@@ -79,6 +80,11 @@ class Engine:
         resolver = TableResolver(self._namespace_names, self._table_names, self.cache.get_provider)
         self.runner = QueryRunner(resolver, IdFunctions(self.storage.seq))
         self._session_ns: dict[str, str] = {}
+        # Statements served without DataFusion planning (primary-key lookups, literal VALUES);
+        # off only to compare them with DataFusion's answers.
+        self.fast_paths = fast_paths
+        self._roles: dict[str, Role] = {}
+        self._roles_generation = 0
         self._closed = False
         self._lock = threading.RLock()
         self._bootstrap()
@@ -125,12 +131,24 @@ class Engine:
         return ExecutionContext(user_id, self.role_of(user_id), namespace)
 
     def role_of(self, user_id: str) -> Role:
-        """The role recorded in system.users; an unknown user acts with role user."""
+        """The role recorded in system.users; an unknown user acts with role user.
+
+        Kept in memory between user commands (which clear it): the users table changes only
+        through this engine."""
+        role = self._roles.get(user_id)
+        if role is not None:
+            return role
+        generation = self._roles_generation
         rows = self._db.query(
             "SELECT role FROM users WHERE user_id = ? AND deleted_at IS NULL", (user_id,))
-        if not rows:
-            return Role.USER
-        return Role[rows[0][0].upper()]
+        role = Role[rows[0][0].upper()] if rows else Role.USER
+        if generation == self._roles_generation and len(self._roles) < _ROLE_CACHE_SIZE:
+            self._roles[user_id] = role
+        return role
+
+    def _forget_roles(self) -> None:
+        self._roles_generation += 1
+        self._roles.clear()
 
     def execute(self, sql: str, user: str | None = None,
                 params: list[Any] | tuple[Any, ...] | None = None) -> Result:
@@ -174,6 +192,11 @@ class Engine:
                     f"{stmt.verb} is not supported: every statement commits on its own",
                     hint="each statement is atomic; group rows into one INSERT for atomicity")
             raise UnsupportedError(f"{type(stmt).__name__} is not supported yet")
+        if type(stmt) in _USER_COMMANDS:
+            try:
+                return handler(self, stmt, ctx)
+            finally:
+                self._forget_roles()
         if type(stmt) in _WITH_PARAMS:
             return handler(self, stmt, ctx, params)
         return handler(self, stmt, ctx)
@@ -361,6 +384,10 @@ class Engine:
             schema = _SYSTEM_SCHEMAS[name]
             out[name] = (schema, system_definition(name, schema, pk), builder)
         return out
+
+
+_ROLE_CACHE_SIZE = 100_000
+_USER_COMMANDS = frozenset({CreateUser, AlterUser, DropUser})
 
 
 def connect(path: str | os.PathLike[str] = ":memory:", **options: Any) -> Engine:

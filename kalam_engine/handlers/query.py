@@ -9,6 +9,7 @@ from sqlglot.tokens import TokenType
 from kalam_engine.auth.permissions import require_admin
 from kalam_engine.context import ExecutionContext
 from kalam_engine.errors import UnsupportedError
+from kalam_engine.query.point_lookup import point_lookup_shape, run_point_lookup
 from kalam_engine.result import Result
 from kalam_engine.sql import statements as st
 from kalam_engine.sql.tokens import tokenize
@@ -52,6 +53,12 @@ def query(engine: Engine, stmt: st.QueryStatement, ctx: ExecutionContext,
     first = stmt.sql.lstrip()[:9].split(None, 1)[0].upper() if stmt.sql.strip() else ""
     if first in _META_WORDS:
         require_admin(ctx, first)
+    if first == "SELECT" and engine.fast_paths:
+        shape = point_lookup_shape(stmt.sql)
+        if shape is not None:
+            rows = run_point_lookup(engine.runner.resolver, shape, ctx, params)
+            if rows is not None:
+                return Result("query", table=rows, row_count=rows.num_rows)
     _check_read_only(stmt.sql)
     table = engine.runner.run(ctx, stmt.sql, params, default_order=first == "SELECT")
     return Result("query", table=table, row_count=table.num_rows)

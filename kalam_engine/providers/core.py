@@ -150,30 +150,51 @@ class BaseTableProvider(ABC):
         """Raise PermissionDeniedError if ``ctx`` may not write this table."""
 
     # --- reads
+    def _fresh(self, rows: pa.Table) -> pa.Table:
+        """Hook for rows that expire (STREAM TTL); every read path goes through it."""
+        return rows
+
     def visible_rows(self, ctx: ExecutionContext, *, include_deleted: bool = False) -> pa.Table:
         """The newest version of each of this request's rows."""
         self._check_live()
         self.check_read(ctx)
-        return self._store.read(self.scope(ctx), self.core.schema, include_deleted=include_deleted)
+        return self._fresh(self._store.read(self.scope(ctx), self.core.schema,
+                                            include_deleted=include_deleted))
 
-    def scan(self, ctx: ExecutionContext, projection: list[str] | None = None,
+    def read(self, ctx: ExecutionContext, projection: list[str] | None = None,
              filters: pds.Expression | None = None, limit: int | None = None,
-             *, include_deleted: bool = False) -> pds.Dataset:
-        """A dataset of the rows ``ctx`` may see. DataFusion pushes projection and filters into
-        it; direct callers may pass them here. A filter is also used to skip the Parquet
-        segments whose manifest statistics (primary key and _seq bounds) cannot match it."""
+             *, include_deleted: bool = False) -> pa.Table:
+        """The rows ``ctx`` may see, as one Arrow table. A filter is also used to skip the
+        Parquet segments whose manifest statistics (primary key and _seq bounds) cannot match
+        it."""
         if filters is None:
             rows = self.visible_rows(ctx, include_deleted=include_deleted)
         else:
             self._check_live()
             self.check_read(ctx)
-            rows = self._store.read_filtered(self.scope(ctx), self.core.schema, filters,
-                                             include_deleted=include_deleted)
+            rows = self._fresh(self._store.read_filtered(
+                self.scope(ctx), self.core.schema, filters, include_deleted=include_deleted))
         if projection is not None:
             rows = rows.select(projection)
         if limit is not None:
             rows = rows.slice(0, limit)
-        return pds.dataset(rows)
+        return rows
+
+    def lookup(self, ctx: ExecutionContext, key: pa.Scalar,
+               projection: list[str] | None = None) -> pa.Table:
+        """The live row of ``ctx``'s partition whose primary key is ``key`` (zero or one
+        row); ``key`` has the key column's type."""
+        self._check_live()
+        self.check_read(ctx)
+        rows = self._fresh(self._store.lookup(self.scope(ctx), self.core.schema, key))
+        return rows if projection is None else rows.select(projection)
+
+    def scan(self, ctx: ExecutionContext, projection: list[str] | None = None,
+             filters: pds.Expression | None = None, limit: int | None = None,
+             *, include_deleted: bool = False) -> pds.Dataset:
+        """``read`` as a dataset: DataFusion pushes projection and filters into it."""
+        return pds.dataset(self.read(ctx, projection, filters, limit,
+                                     include_deleted=include_deleted))
 
     # --- writes
     def _complete(self, ctx: ExecutionContext, batch: pa.Table, *, fill_defaults: bool,

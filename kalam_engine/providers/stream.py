@@ -25,8 +25,7 @@ class StreamTableProvider(BaseTableProvider):
         """The smallest _seq still alive."""
         return ttl_seq_floor(self.ttl_seconds, now)
 
-    def visible_rows(self, ctx: ExecutionContext, *, include_deleted: bool = False) -> pa.Table:
-        rows = super().visible_rows(ctx, include_deleted=include_deleted)
+    def _fresh(self, rows: pa.Table) -> pa.Table:
         if rows.num_rows == 0:
             return rows
         return rows.filter(pc.greater_equal(rows[SEQ_COLUMN], self.ttl_floor()))

@@ -66,9 +66,9 @@ class SystemTableProvider(BaseTableProvider):
         self.check_read(ctx)
         return self._builder(ctx).cast(self._schema)
 
-    def scan(self, ctx: ExecutionContext, projection: list[str] | None = None,
+    def read(self, ctx: ExecutionContext, projection: list[str] | None = None,
              filters: pds.Expression | None = None, limit: int | None = None,
-             *, include_deleted: bool = False) -> pds.Dataset:
+             *, include_deleted: bool = False) -> pa.Table:
         rows = self.visible_rows(ctx)
         if filters is not None:
             rows = rows.filter(filters)
@@ -76,7 +76,7 @@ class SystemTableProvider(BaseTableProvider):
             rows = rows.select(projection)
         if limit is not None:
             rows = rows.slice(0, limit)
-        return pds.dataset(rows)
+        return rows
 
     def insert(self, ctx: ExecutionContext, batch: pa.Table) -> int:
         self.check_write(ctx)

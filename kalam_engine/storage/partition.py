@@ -190,13 +190,31 @@ class Partition:
                       include_deleted: bool = False) -> pa.Table:
         """``read(schema)`` filtered by ``condition``, reading only the segments whose manifest
         statistics may match it (when the merged view is not already cached)."""
+        pruned = self._read_pruned_if_worth_it(schema, condition, include_deleted)
+        if pruned is not None:
+            return pruned
+        return self.read(schema, include_deleted=include_deleted).filter(condition)
+
+    def lookup(self, schema: pa.Schema, key: pa.Scalar) -> pa.Table:
+        """The newest version of the live row whose primary key is ``key`` (zero or one row):
+        one comparison over the cached view, or only the segments whose key bounds hold it."""
+        pruned = self._read_pruned_if_worth_it(schema, pc.field(self._key) == key, False)
+        if pruned is not None:
+            return pruned
+        rows = self.read(schema)
+        return rows.filter(pc.equal(rows[self._key], key))
+
+    def _read_pruned_if_worth_it(self, schema: pa.Schema, condition: pc.Expression,
+                                 include_deleted: bool) -> pa.Table | None:
+        """The filtered rows read from the segments that may match, or None when the merged
+        view is already cached or no segment can be skipped."""
         with self._lock:
             hit = self._cache.get((id(schema), include_deleted))
             if (hit is None or hit[0] is not schema) and not self._cold_ready(schema):
                 chosen = segments_for_filter(self._segments, condition, schema, self._key)
                 if len(chosen) < len(self._segments):
                     return self._read_pruned(schema, condition, chosen, include_deleted)
-        return self.read(schema, include_deleted=include_deleted).filter(condition)
+        return None
 
     def _read_pruned(self, schema: pa.Schema, condition: pc.Expression,
                      chosen: Sequence[Segment], include_deleted: bool) -> pa.Table:

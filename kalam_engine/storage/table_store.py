@@ -80,6 +80,13 @@ class TableStore:
             return schema.empty_table().filter(condition)
         return part.read_filtered(schema, condition, include_deleted=include_deleted)
 
+    def lookup(self, scope: str, schema: pa.Schema, key: pa.Scalar) -> pa.Table:
+        """The live row of ``scope`` whose primary key is ``key`` (zero or one row)."""
+        part = self._partitions.get(scope)
+        if part is None:
+            return schema.empty_table()
+        return part.lookup(schema, key)
+
     def write(self, scope: str, schema_version: int, rows: pa.Table, kind: str) -> None:
         """Log ``rows`` (complete versions with _seq and _deleted), apply, notify."""
         if rows.num_rows == 0:
