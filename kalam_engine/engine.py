@@ -80,8 +80,6 @@ class Engine:
         resolver = TableResolver(self._namespace_names, self._table_names, self.cache.get_provider)
         self.runner = QueryRunner(resolver, IdFunctions(self.storage.seq))
         self._session_ns: dict[str, str] = {}
-        # Statements served without DataFusion planning (primary-key lookups, literal VALUES);
-        # off only to compare them with DataFusion's answers.
         self.fast_paths = fast_paths
         self._roles: dict[str, Role] = {}
         self._roles_generation = 0
@@ -118,6 +116,18 @@ class Engine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @property
+    def fast_paths(self) -> bool:
+        """Whether statements may skip parts of the general path: primary-key lookups served
+        without DataFusion, tables handed to DataFusion as prefetched MemTables. Off only to
+        compare the answers with the general path's."""
+        return self._fast_paths
+
+    @fast_paths.setter
+    def fast_paths(self, enabled: bool) -> None:
+        self._fast_paths = enabled
+        self.runner.prefetch = enabled
 
     @property
     def closed(self) -> bool:

@@ -14,28 +14,41 @@ from kalam_engine.storage.sqlite_db import SqliteDatabase
 class CatalogStore:
     def __init__(self, db: SqliteDatabase) -> None:
         self._db = db
+        # Namespaces change only through this store; every query's catalog asks for them.
+        self._namespaces: list[tuple[str, float, dict[str, Any]]] | None = None
 
     # --- namespaces
     def namespaces(self) -> list[tuple[str, float, dict[str, Any]]]:
-        rows = self._db.query("SELECT name, created_at, options FROM namespaces ORDER BY name")
-        return [(n, c, json.loads(o) if o else {}) for n, c, o in rows]
+        cached = self._namespaces
+        if cached is None:
+            rows = self._db.query(
+                "SELECT name, created_at, options FROM namespaces ORDER BY name")
+            cached = [(n, c, json.loads(o) if o else {}) for n, c, o in rows]
+            self._namespaces = cached
+        return list(cached)
 
     def namespace_exists(self, name: str) -> bool:
         return bool(self._db.query("SELECT 1 FROM namespaces WHERE name = ?", (name,)))
 
     def create_namespace(self, name: str, options: dict[str, Any] | None = None) -> None:
+        self._namespaces = None
         with self._db.transaction() as conn:
             conn.execute("INSERT INTO namespaces (name, created_at, options) VALUES (?, ?, ?)",
                          (name, time.time(), json.dumps(options or {})))
+        self._namespaces = None
 
     def set_namespace_options(self, name: str, options: dict[str, Any]) -> None:
+        self._namespaces = None
         with self._db.transaction() as conn:
             conn.execute("UPDATE namespaces SET options = ? WHERE name = ?",
                          (json.dumps(options), name))
+        self._namespaces = None
 
     def drop_namespace(self, name: str) -> None:
+        self._namespaces = None
         with self._db.transaction() as conn:
             conn.execute("DELETE FROM namespaces WHERE name = ?", (name,))
+        self._namespaces = None
 
     # --- tables
     def save_table(self, definition: TableDefinition) -> None:

@@ -20,6 +20,7 @@ from kalam_engine.errors import (
 )
 from kalam_engine.query.default_order import with_default_order
 from kalam_engine.query.functions import IdFunctions
+from kalam_engine.query.prefetch import ArrowViews, table_references
 from kalam_engine.query.session import RequestState, TableResolver, new_session
 from kalam_engine.sql.tokens import tokenize
 
@@ -54,6 +55,8 @@ class QueryRunner:
         self.functions = functions
         self._rewrites: OrderedDict[tuple[str, str], str] = OrderedDict()
         self._rewrite_cap = plan_cache_size
+        self._views = ArrowViews()
+        self.prefetch = True  # hand DataFusion MemTables read before planning (see prefetch.py)
 
     def clear_plans(self) -> None:
         self._rewrites.clear()
@@ -65,6 +68,8 @@ class QueryRunner:
         if include_deleted is None:
             include_deleted = "_deleted" in lowered
         state = RequestState(self.resolver, ctx, include_deleted)
+        if self.prefetch:
+            self._prefetch(state, sql)
         session = new_session(state)
         self.functions.register_needed(session, lowered, ctx)
         sql = _strip_identity_parens(sql)
@@ -85,6 +90,22 @@ class QueryRunner:
             raise
         except Exception as exc:  # DataFusion raises plain exceptions with its message
             raise self.translate(exc, state, ctx) from None
+
+    def _prefetch(self, state: RequestState, sql: str) -> None:
+        """Read the tables ``sql`` names now, so DataFusion scans them as MemTables. A table
+        that cannot be read here is left to the lazy path, which reports why."""
+        ctx = state.ctx
+        for namespace, name in table_references(sql):
+            key = (namespace or ctx.namespace, name)
+            if key in state.views:
+                continue
+            try:
+                provider = self.resolver.provider(TableId(*key))
+                rows = provider.read(ctx, include_deleted=state.include_deleted)
+            except KalamError:
+                continue
+            state.views[key] = self._views.view(rows)
+            state.tables_used.append(provider)
 
     def run(self, ctx: ExecutionContext, sql: str, params: list[Any] | None = None,
             *, default_order: bool = False, include_deleted: bool | None = None) -> pa.Table:

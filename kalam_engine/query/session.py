@@ -64,7 +64,7 @@ class TableResolver:
 class RequestState:
     """Per-request facts the adapters share: the context, options, and the first error."""
 
-    __slots__ = ("ctx", "error", "include_deleted", "resolver", "tables_used")
+    __slots__ = ("ctx", "error", "include_deleted", "resolver", "tables_used", "views")
 
     def __init__(self, resolver: TableResolver, ctx: ExecutionContext,
                  include_deleted: bool) -> None:
@@ -73,6 +73,7 @@ class RequestState:
         self.include_deleted = include_deleted
         self.error: KalamError | None = None
         self.tables_used: list[BaseTableProvider] = []
+        self.views: dict[tuple[str, str], Table] = {}  # prefetched rows, by (namespace, name)
 
 
 class RequestSchema(SchemaProvider):
@@ -103,6 +104,9 @@ class RequestSchema(SchemaProvider):
 
     def table(self, name: str) -> Table | None:
         state = self._state
+        view = state.views.get((self._namespace, name))
+        if view is not None:
+            return view
         try:
             provider = state.resolver.provider(TableId(self._namespace, name))
         except TableNotFoundError:
