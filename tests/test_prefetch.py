@@ -118,3 +118,39 @@ def test_unqualified_names_follow_the_request_namespace(db):
     db.execute("USE other", user="alice")
     fast, lazy = _both(db, "SELECT * FROM msg", "alice")
     assert fast == lazy and fast["id"].to_pylist() == [99]
+
+
+def test_pooled_sessions_hold_no_request_between_requests(db):
+    db.execute("SELECT * FROM app.msg", user="alice")
+    with pytest.raises(KalamError):
+        db.execute("SELECT * FROM app.secret", user="alice")
+    idle = [pair for pairs in db.runner._sessions._idle.values() for pair in pairs]
+    assert idle and all(catalog.state is None for _, catalog in idle)
+    # the session alice used now serves bob, with bob's rows only
+    rows = db.execute("SELECT body FROM app.msg", user="bob").to_arrow()["body"].to_pylist()
+    assert rows == ["bob 0", "bob 1", "bob 2"]
+
+
+def test_concurrent_requests_see_only_their_own_rows(db):
+    import threading
+
+    users = [f"user{i}" for i in range(8)]
+    for i, user in enumerate(users):
+        db.execute("INSERT INTO app.msg VALUES ($1, 'r1', $2)", user=user, params=[i, user])
+    wrong: list[str] = []
+
+    def work(user: str) -> None:
+        for sql in ("SELECT body FROM app.msg",
+                    "SELECT m.body FROM app.msg m JOIN app.rooms r ON m.room = r.room",
+                    "SELECT CURRENT_USER() AS body FROM app.msg"):
+            for _ in range(15):
+                got = db.execute(sql, user=user).to_arrow()["body"].to_pylist()
+                if got != [user]:
+                    wrong.append(f"{user}: {sql} -> {got}")
+
+    threads = [threading.Thread(target=work, args=(u,)) for u in users]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert wrong == []

@@ -8,7 +8,7 @@ from collections import OrderedDict
 from typing import Any
 
 import pyarrow as pa
-from datafusion import DataFrame
+from datafusion import DataFrame, SessionContext
 
 from kalam_engine.context import ExecutionContext, TableId
 from kalam_engine.errors import (
@@ -21,7 +21,7 @@ from kalam_engine.errors import (
 from kalam_engine.query.default_order import with_default_order
 from kalam_engine.query.functions import IdFunctions
 from kalam_engine.query.prefetch import ArrowViews, table_references
-from kalam_engine.query.session import RequestState, TableResolver, new_session
+from kalam_engine.query.session import RequestState, SessionPool, TableResolver, new_session
 from kalam_engine.sql.tokens import tokenize
 
 CATALOG_PREFIX = "kalam."
@@ -56,40 +56,26 @@ class QueryRunner:
         self._rewrites: OrderedDict[tuple[str, str], str] = OrderedDict()
         self._rewrite_cap = plan_cache_size
         self._views = ArrowViews()
+        self._sessions = SessionPool()
         self.prefetch = True  # hand DataFusion MemTables read before planning (see prefetch.py)
 
     def clear_plans(self) -> None:
         self._rewrites.clear()
 
-    def dataframe(self, ctx: ExecutionContext, sql: str, params: list[Any] | None = None,
-                  *, default_order: bool = False,
-                  include_deleted: bool | None = None) -> tuple[DataFrame, RequestState]:
-        lowered = sql.lower()
-        if include_deleted is None:
-            include_deleted = "_deleted" in lowered
-        state = RequestState(self.resolver, ctx, include_deleted)
-        if self.prefetch:
-            self._prefetch(state, sql)
-        session = new_session(state)
-        self.functions.register_needed(session, lowered, ctx)
+    def _plan(self, session: SessionContext, state: RequestState, sql: str,
+              params: list[Any] | None, default_order: bool) -> DataFrame:
+        ctx = state.ctx
         sql = _strip_identity_parens(sql)
         param_values = {str(i + 1): v for i, v in enumerate(params)} if params else None
-        text = sql
-        if default_order:
-            text = self._ordered_text(ctx, sql)
+        text = self._ordered_text(ctx, sql) if default_order else sql
         try:
-            try:
-                return session.sql(text, param_values=param_values), state
-            except Exception:
-                if text is sql:
-                    raise
-                state.error = None
-                self._rewrites[(ctx.namespace, sql)] = sql
-                return session.sql(sql, param_values=param_values), state
-        except KalamError:
-            raise
-        except Exception as exc:  # DataFusion raises plain exceptions with its message
-            raise self.translate(exc, state, ctx) from None
+            return session.sql(text, param_values=param_values)
+        except Exception:
+            if text is sql:
+                raise
+            state.error = None
+            self._rewrites[(ctx.namespace, sql)] = sql
+            return session.sql(sql, param_values=param_values)
 
     def _prefetch(self, state: RequestState, sql: str) -> None:
         """Read the tables ``sql`` names now, so DataFusion scans them as MemTables. A table
@@ -109,14 +95,37 @@ class QueryRunner:
 
     def run(self, ctx: ExecutionContext, sql: str, params: list[Any] | None = None,
             *, default_order: bool = False, include_deleted: bool | None = None) -> pa.Table:
-        df, state = self.dataframe(ctx, sql, params, default_order=default_order,
-                                   include_deleted=include_deleted)
+        """Plan and run ``sql`` for ``ctx`` and return all its rows."""
+        lowered = sql.lower()
+        if include_deleted is None:
+            include_deleted = "_deleted" in lowered
+        state = RequestState(self.resolver, ctx, include_deleted)
+        if self.prefetch:
+            self._prefetch(state, sql)
+        identity_udfs = "current_user" in lowered or "current_role" in lowered
+        if identity_udfs:
+            session, catalog = new_session(ctx.namespace)
+            catalog.state = state
+        else:
+            session, catalog = self._sessions.lend(state)
+        reusable = False
         try:
-            return df.to_arrow_table()
-        except KalamError:
-            raise
-        except Exception as exc:
-            raise self.translate(exc, state, ctx) from None
+            self.functions.register_needed(session, lowered, ctx)
+            try:
+                table = self._plan(session, state, sql, params, default_order) \
+                    .to_arrow_table()
+            except KalamError:
+                reusable = True
+                raise
+            except Exception as exc:  # DataFusion raises plain exceptions with its message
+                reusable = True
+                raise self.translate(exc, state, ctx) from None
+            reusable = True
+            return table
+        finally:
+            catalog.state = None
+            if reusable and not identity_udfs:  # not after an interrupt mid-execution
+                self._sessions.give_back(session, catalog, ctx.namespace)
 
     def _ordered_text(self, ctx: ExecutionContext, sql: str) -> str:
         key = (ctx.namespace, sql)
