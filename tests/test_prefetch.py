@@ -154,3 +154,34 @@ def test_concurrent_requests_see_only_their_own_rows(db):
     for t in threads:
         t.join()
     assert wrong == []
+
+
+def test_views_follow_the_partitions_rows():
+    import gc
+
+    import pyarrow as pa
+
+    from kalam_engine.query.prefetch import ArrowViews
+
+    views = ArrowViews(capacity=2)
+    rows = pa.table({"id": [1, 2]})
+    first = views.view(rows)
+    assert views.view(rows) is first  # unchanged rows: the same view
+    other = pa.table({"id": [3]})
+    assert views.view(other) is not first
+    del rows
+    gc.collect()
+    assert len(views) == 1  # the view went with its rows
+    for i in range(3):
+        views.view(pa.table({"id": [i]}))
+    assert len(views) <= 2
+
+
+def test_new_rows_are_seen_at_once(db):
+    before = db.execute("SELECT count(*) AS n FROM app.msg", user="bob").to_arrow()
+    db.execute("INSERT INTO app.msg VALUES (50, 'r1', 'new')", user="bob")
+    after = db.execute("SELECT count(*) AS n FROM app.msg", user="bob").to_arrow()
+    assert after["n"][0].as_py() == before["n"][0].as_py() + 1
+    db.execute("UPDATE app.msg SET body = 'changed' WHERE id = 50", user="bob")
+    assert db.execute("SELECT body FROM app.msg WHERE id > 40", user="bob").to_arrow()[
+        "body"].to_pylist() == ["changed"]

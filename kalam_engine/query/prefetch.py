@@ -14,6 +14,8 @@ from __future__ import annotations
 import functools
 import itertools
 import threading
+import weakref
+from collections import OrderedDict
 
 import pyarrow as pa
 import sqlglot
@@ -68,13 +70,47 @@ def table_references(sql: str) -> tuple[TableRef, ...]:
 
 
 class ArrowViews:
-    """Wraps Arrow tables as DataFusion views (MemTables), one helper session per thread."""
+    """Wraps Arrow tables as DataFusion views (MemTables), one helper session per thread.
 
-    def __init__(self) -> None:
+    A partition hands out the same Arrow table until its rows change, so the view made for it
+    is kept while that table is alive (a weak reference drops it with the table) and while it
+    is among the ``capacity`` most recently used. The view shares the table's buffers."""
+
+    def __init__(self, capacity: int = 256) -> None:
         self._local = threading.local()
         self._names = itertools.count()
+        self._views: OrderedDict[int, tuple[weakref.ref[pa.Table], Table]] = OrderedDict()
+        self._capacity = capacity
+        self._lock = threading.RLock()  # the weakref callback may run in a GC under the lock
 
     def view(self, rows: pa.Table) -> Table:
+        key = id(rows)
+        with self._lock:
+            hit = self._views.get(key)
+            if hit is not None and hit[0]() is rows:
+                self._views.move_to_end(key)
+                return hit[1]
+        made = self._make(rows)
+        with self._lock:
+            self._views[key] = (weakref.ref(rows, functools.partial(self._forget, key)), made)
+            if len(self._views) > self._capacity:
+                self._views.popitem(last=False)
+        return made
+
+    def _forget(self, key: int, ref: weakref.ref[pa.Table]) -> None:
+        with self._lock:
+            hit = self._views.get(key)
+            if hit is not None and hit[0] is ref:
+                del self._views[key]
+
+    def __len__(self) -> int:
+        return len(self._views)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._views.clear()
+
+    def _make(self, rows: pa.Table) -> Table:
         helper = getattr(self._local, "session", None)
         if helper is None:
             helper = self._local.session = SessionContext()
