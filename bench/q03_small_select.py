@@ -1,10 +1,11 @@
 """Q3: a small per-user SELECT (1,000 rows) through ``db.execute`` versus raw DataFusion.
 
 The table holds 10 users x 1,000 rows. User ``u3`` runs ``SELECT * FROM bench.t``; the engine
-adds KalamDB's default ``ORDER BY id``, builds a per-request SessionContext and catalog adapter,
-and asks the shared provider for u3's rows. The baseline is a plain DataFusion SessionContext,
-built once, holding exactly the Arrow table the engine serves u3 (same columns, ``_seq`` and
-``_deleted`` included) and running ``SELECT * FROM t ORDER BY id``. Both return a pyarrow.Table.
+adds KalamDB's default ``ORDER BY id``, reads u3's rows from the shared provider, lends a pooled
+SessionContext whose catalog adapter serves them as a MemTable view. The baseline is a plain
+DataFusion SessionContext, built once, holding exactly the Arrow table the engine serves u3
+(same columns, ``_seq`` and ``_deleted`` included) and running ``SELECT * FROM t ORDER BY id``.
+Both return a pyarrow.Table.
 """
 
 from __future__ import annotations

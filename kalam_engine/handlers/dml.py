@@ -11,6 +11,7 @@ from kalam_engine.context import ExecutionContext, TableType
 from kalam_engine.errors import InvalidParameterError, PermissionDeniedError, UnsupportedError
 from kalam_engine.result import Result
 from kalam_engine.sql import statements as st
+from kalam_engine.sql.values import literal_rows, values_table
 
 if TYPE_CHECKING:
     from kalam_engine.engine import Engine
@@ -53,7 +54,13 @@ def insert(engine: Engine, stmt: st.InsertStatement, ctx: ExecutionContext,
             raise InvalidParameterError("A column is named twice in the INSERT column list")
     else:
         targets = names
-    values = engine.runner.run(ctx, stmt.source_sql, params, include_deleted=False)
+    values = None
+    if engine.fast_paths:
+        rows = literal_rows(stmt.source_sql)
+        if rows is not None:
+            values = values_table(rows, targets, params)
+    if values is None:
+        values = engine.runner.run(ctx, stmt.source_sql, params, include_deleted=False)
     if values.num_columns != len(targets):
         raise InvalidParameterError(
             f"INSERT has {len(targets)} target column(s) but {values.num_columns} value(s) "
