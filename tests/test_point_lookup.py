@@ -159,3 +159,44 @@ def test_property_fast_path_equals_datafusion(ops, probes):
         for user, key in probes:
             fast, slow = _both(db, "SELECT * FROM app.t WHERE id = $1", user, [key])
             assert fast == slow
+
+
+def test_repeated_lookups_follow_writes(lookups):
+    """After a few lookups on an unchanged partition a key index answers them; every write,
+    update and delete is still seen at once."""
+    db = lookups
+    db.execute("INSERT INTO app.t VALUES (1, 'a', 1), (2, 'b', 2), (3, 'c', 3)", user="u")
+
+    def body(key: int) -> list:
+        return db.execute("SELECT body FROM app.t WHERE id = $1", user="u",
+                          params=[key]).to_arrow()["body"].to_pylist()
+
+    for _ in range(12):
+        assert body(2) == ["b"] and body(9) == []
+    db.execute("UPDATE app.t SET body = 'b2' WHERE id = 2", user="u")
+    db.execute("INSERT INTO app.t VALUES (9, 'new', 9)", user="u")
+    for _ in range(12):
+        assert body(2) == ["b2"] and body(9) == ["new"] and body(1) == ["a"]
+    db.execute("DELETE FROM app.t WHERE id = 2", user="u")
+    for _ in range(12):
+        assert body(2) == [] and body(3) == ["c"]
+    assert db.execute("SELECT * FROM app.t WHERE id = 3", user="other").row_count == 0
+
+
+def test_partition_key_index_is_built_and_dropped():
+    import pyarrow as pa
+
+    from kalam_engine.storage.partition import INDEX_AFTER, Partition
+
+    schema = pa.schema([("id", pa.int64()), ("v", pa.string()), ("_seq", pa.int64()),
+                        ("_deleted", pa.bool_())])
+    part = Partition("id")
+    part.apply(pa.table({"id": [1, 2], "v": ["a", "b"], "_seq": [1, 2],
+                         "_deleted": [False, False]}, schema=schema), versions=False)
+    for _ in range(INDEX_AFTER + 1):
+        assert part.lookup(schema, pa.scalar(2, pa.int64()))["v"].to_pylist() == ["b"]
+    assert part._index is not None
+    part.apply(pa.table({"id": [2], "v": ["b2"], "_seq": [3], "_deleted": [False]},
+                        schema=schema), versions=True)
+    assert part._index is None
+    assert part.lookup(schema, pa.scalar(2, pa.int64()))["v"].to_pylist() == ["b2"]

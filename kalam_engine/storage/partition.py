@@ -24,6 +24,8 @@ from kalam_engine.storage.conform import conform
 from kalam_engine.storage.manifest import Segment
 from kalam_engine.storage.pruning import segments_for_filter, segments_holding
 
+INDEX_AFTER = 8  # lookups on one unchanged view before it gets a key index
+INDEX_MAX_ROWS = 100_000
 
 class SegmentReader(Protocol):
     def __call__(self, segment: Segment, fields: pa.Schema | None = None, /) -> pa.Table:
@@ -71,8 +73,8 @@ def _key_array(keys: set, arrow_type: pa.DataType) -> pa.Array:
 class Partition:
     """Hot rows and cold segments of one scope. Thread-safe; reads get immutable Arrow tables."""
 
-    __slots__ = ("_cache", "_chunks", "_cold", "_has_versions", "_key", "_live", "_lock",
-                 "_reader", "_segments", "max_seq")
+    __slots__ = ("_cache", "_chunks", "_cold", "_has_versions", "_index", "_key", "_live",
+                 "_lock", "_lookups", "_reader", "_segments", "max_seq")
 
     def __init__(self, key: str, reader: SegmentReader | None = None) -> None:
         self._key = key
@@ -85,6 +87,9 @@ class Partition:
         self._cold: tuple[pa.Schema, pa.Table] | None = None  # newest cold versions, conformed
         self._live: set | None = set()  # keys whose newest version is not a tombstone
         self.max_seq = 0
+        # key -> row of the cached live view, built once that view has served a few lookups
+        self._index: tuple[pa.Table, dict] | None = None
+        self._lookups: tuple[int, int] = (0, 0)  # (id of the view, lookups on it)
 
     # --- figures
     @property
@@ -107,6 +112,7 @@ class Partition:
             self._chunks.append(rows)
             self._has_versions = self._has_versions or versions
             self._cache.clear()
+            self._index = None
             if self._live is not None:
                 self._track_keys(rows)
             if rows.num_rows:
@@ -202,7 +208,29 @@ class Partition:
         if pruned is not None:
             return pruned
         rows = self.read(schema)
+        index = self._key_index(rows)
+        if index is not None:
+            at = index.get(key.as_py())
+            return rows.slice(at, 1) if at is not None else rows.slice(0, 0)
         return rows.filter(pc.equal(rows[self._key], key))
+
+    def _key_index(self, rows: pa.Table) -> dict | None:
+        """A key -> row map of ``rows`` (the live view: one row per key), built on the
+        ``INDEX_AFTER``-th lookup on the same view and dropped with it; none for views of more
+        than ``INDEX_MAX_ROWS`` rows (a Python dict costs ~100 bytes per key)."""
+        with self._lock:
+            if self._index is not None and self._index[0] is rows:
+                return self._index[1]
+            if rows.num_rows > INDEX_MAX_ROWS:
+                return None
+            view, count = self._lookups
+            count = count + 1 if view == id(rows) else 1
+            self._lookups = (id(rows), count)
+            if count < INDEX_AFTER:
+                return None
+            index = {k: i for i, k in enumerate(rows[self._key].to_pylist())}
+            self._index = (rows, index)
+            return index
 
     def _read_pruned_if_worth_it(self, schema: pa.Schema, condition: pc.Expression,
                                  include_deleted: bool) -> pa.Table | None:
@@ -315,6 +343,7 @@ class Partition:
             self._cold = None
             self._live = None
             self._cache.clear()
+            self._index = None
 
     def flushed(self, segment: Segment, rows: pa.Table) -> None:
         """The hot rows became ``segment`` (holding ``rows``): same logical contents."""
@@ -336,6 +365,7 @@ class Partition:
             self._segments = kept if segment is None else (*kept, segment)
             self._cold = (rows.schema, rows) if not kept else None
             self._cache.clear()
+            self._index = None
 
     def evict_before(self, seq_floor: int) -> int:
         """Drop hot rows with ``_seq`` below ``seq_floor``; return how many went."""
@@ -352,4 +382,5 @@ class Partition:
                 self._chunks = kept
                 self._live = None
                 self._cache.clear()
+                self._index = None
             return removed
