@@ -6,6 +6,7 @@ import atexit
 import os
 import queue
 import re
+import signal
 import sys
 import threading
 import time
@@ -45,7 +46,9 @@ class Kalam(Configurable):
     ).tag(config=True)
     run_in_thread = Bool(
         True,
-        help="Run statements in a worker thread so that an interrupt returns at once.",
+        help="Run writes in a worker thread, so that an interrupt returns at once while the "
+        "statement completes whole (or not at all) in the background. Reads run in the kernel's "
+        "thread, where an interrupt stops the query itself.",
     ).tag(config=True)
 
     @default("data_dir")
@@ -66,9 +69,16 @@ class _Worker:
         self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._pending = 0  # submitted and not finished (an abandoned one included)
+
+    @property
+    def busy(self) -> bool:
+        return self._pending > 0
 
     def submit(self, fn: Callable[[], Any]) -> Future[Any]:
         fut: Future[Any] = Future()
+        with self._lock:
+            self._pending += 1
         self._jobs.put((fn, fut))
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
@@ -81,12 +91,68 @@ class _Worker:
     def _loop(self) -> None:
         while True:
             fn, fut = self._jobs.get()
-            if not fut.set_running_or_notify_cancel():
-                continue
             try:
-                fut.set_result(fn())
-            except BaseException as exc:  # handed to the waiting cell
-                fut.set_exception(exc)
+                if not fut.set_running_or_notify_cancel():
+                    continue
+                try:
+                    fut.set_result(fn())
+                except BaseException as exc:  # handed to the waiting cell
+                    fut.set_exception(exc)
+            finally:
+                with self._lock:
+                    self._pending -= 1
+
+
+_READ_ONLY = re.compile(
+    r"^\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*(SELECT|WITH|SHOW|DESCRIBE|DESC|EXPLAIN)\b",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def is_read_only(sql: str) -> bool:
+    """Whether ``sql`` is a statement that changes nothing (a query, SHOW, DESCRIBE, EXPLAIN)."""
+    return _READ_ONLY.match(sql) is not None
+
+
+def run_inline_with_progress(fn: Callable[[], Any], *, progress_after: float = 1.0) -> Any:
+    """Run the read-only statement ``fn`` in this (the main) thread.
+
+    Ctrl-C reaches DataFusion, which stops the query at once (a worker thread would only stop
+    waiting for it); the statement changes nothing, so nothing is left half done. The
+    elapsed-time line comes from a SIGALRM handler, which Python runs in this thread whenever
+    DataFusion checks for signals, so it lands in the running cell's output.
+    """
+    start = time.monotonic()
+    handle: Any = None
+
+    def tick(signum: int, frame: Any) -> None:
+        nonlocal handle
+        elapsed = time.monotonic() - start
+        if handle is None:
+            handle = display(Progress(elapsed), display_id=True)
+        else:
+            handle.update(Progress(elapsed))
+
+    previous = signal.signal(signal.SIGALRM, tick)
+    signal.setitimer(signal.ITIMER_REAL, progress_after, 1.0)
+    outcome = "done"
+    try:
+        return fn()
+    except KeyboardInterrupt:
+        outcome = "interrupted"
+        raise _Interrupted(time.monotonic() - start) from None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        if handle is not None:
+            handle.update(Progress(time.monotonic() - start, outcome))
+
+
+def _can_run_inline() -> bool:
+    """SIGALRM is ours to use: main thread, a POSIX system, and no timer already running."""
+    return (hasattr(signal, "setitimer")
+            and threading.current_thread() is threading.main_thread()
+            and signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0))
 
 
 def run_with_progress(
@@ -319,18 +385,25 @@ class KalamMagics(Magics):
             def call(db: Any = db, sql: str = bound.sql, params: Any = params) -> Any:
                 return db.execute(sql, user=user, params=params)
 
+            inline = is_read_only(bound.sql) and not self._worker.busy and _can_run_inline()
             try:
-                if self.settings.run_in_thread:
+                if inline:
+                    result = run_inline_with_progress(
+                        call, progress_after=self.settings.progress_after
+                    )
+                elif self.settings.run_in_thread:
                     result = run_with_progress(
                         call, worker=self._worker, progress_after=self.settings.progress_after
                     )
                 else:
                     result = call()
             except _Interrupted as exc:
+                what = ("the query stopped and changed nothing" if inline else
+                        "statements are atomic, so it either completes whole in the background "
+                        "or leaves no trace")
                 raise UsageError(
                     f"Interrupted after {exc.elapsed:.1f} s (statement {no} of "
-                    f"{len(statements)}); statements are atomic, so it either completes "
-                    "whole in the background or leaves no trace."
+                    f"{len(statements)}); {what}."
                 ) from None
             except kalam_error as exc:
                 raise UsageError(

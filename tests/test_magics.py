@@ -387,6 +387,8 @@ def test_interrupting_a_long_query_reports_and_keeps_the_engine_usable(
     assert time.monotonic() - start < 3.5
     assert r.error is not None
     assert "Interrupted after" in r.stderr and "Traceback" not in r.text
+    assert "stopped and changed nothing" in r.stderr  # a read runs here; DataFusion stopped
+    assert not magics._worker.busy
     assert "elapsed" in r.text  # the elapsed-time line was shown while it ran
     # the engine is consistent and usable; the next statement waits for the abandoned one
     ok = run(shell, "%kalam --user alice INSERT INTO app.messages (body) VALUES ('after')")
@@ -402,3 +404,37 @@ def test_line_text_is_never_expanded_by_ipython(
     r = run(shell, "%kalam SELECT '{v}' AS a, '$v' AS b")
     assert r.error is None, r.text
     assert r.value["a"].tolist() == ["{v}"] and r.value["b"].tolist() == ["$v"]
+
+
+@pytest.mark.parametrize(("sql", "read_only"), [
+    ("SELECT 1", True), ("  with x AS (SELECT 1) SELECT * FROM x", True),
+    ("-- note\nSHOW TABLES", True), ("/* c */ DESCRIBE TABLE app.t", True),
+    ("EXPLAIN SELECT 1", True), ("INSERT INTO t VALUES (1)", False),
+    ("UPDATE t SET a = 1 WHERE b IN (SELECT 1)", False), ("selected", False),
+    ("EXECUTE AS USER 'u' (SELECT 1)", False), ("STORAGE FLUSH ALL", False),
+])
+def test_reads_are_told_from_writes(sql: str, read_only: bool) -> None:
+    from kalam_jupyter.magics import is_read_only
+
+    assert is_read_only(sql) is read_only
+
+
+def test_writes_run_on_the_worker_and_reads_in_the_kernel_thread(
+    shell: InteractiveShell, magics: KalamMagics
+) -> None:
+    setup_tables(shell)
+    threads: list[str] = []
+    db = magics.engine()
+    real_execute = db.execute
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return real_execute(*args, **kwargs)
+
+    db.execute = recording
+    try:
+        run(shell, "%kalam --user alice INSERT INTO app.messages (body) VALUES ('x')")
+        run(shell, "%kalam --user alice SELECT body FROM app.messages")
+    finally:
+        del db.execute
+    assert threads == ["kalam-statement", threading.main_thread().name]

@@ -130,17 +130,24 @@ def test_completion_and_interrupt_in_a_real_kernel(kernel_name: str) -> None:
         time.sleep(1.5)
         km.interrupt_kernel()
         shown: list[str] = []
+        progress: list[str] = []
         while True:
             msg = kc.get_iopub_msg(timeout=60)
             if msg["parent_header"].get("msg_id") != msg_id:
                 continue
             if msg["msg_type"] == "stream":
                 shown.append(msg["content"]["text"])
+            if msg["msg_type"] in ("display_data", "update_display_data"):
+                progress.append(msg["content"]["data"].get("text/plain", ""))
             if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
                 break
         reply = kc.get_shell_msg(timeout=30)["content"]
         assert reply["status"] == "error"
         assert "Interrupted after" in "".join(shown)
+        assert "stopped and changed nothing" in "".join(shown)  # DataFusion itself stopped
+        # the elapsed-time line reached this cell while the query ran in the kernel's thread
+        assert any("elapsed" in p for p in progress), progress
+        assert any("interrupted after" in p for p in progress), progress
         assert time.monotonic() - started < 5
         reply, out = _execute(kc, "%kalam --user alice SELECT count(*) AS c FROM app.messages")
         assert reply["status"] == "ok", out
