@@ -16,11 +16,12 @@ from kalam_engine.storage.sqlite_db import SqliteDatabase
 # Batches this large are LZ4-compressed: bulk inserts log a third of the bytes for little CPU.
 COMPRESS_FROM_BYTES = 1 << 16
 _LZ4 = pa.ipc.IpcWriteOptions(compression="lz4")
+_PLAIN = pa.ipc.IpcWriteOptions()  # explicit: without options pyarrow reads os.environ per call
 
 
 def encode_batch(table: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
-    options = _LZ4 if table.nbytes >= COMPRESS_FROM_BYTES else None
+    options = _LZ4 if table.nbytes >= COMPRESS_FROM_BYTES else _PLAIN
     with pa.ipc.new_stream(sink, table.schema, options=options) as writer:
         writer.write_table(table)
     return sink.getvalue().to_pybytes()
