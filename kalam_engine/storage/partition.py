@@ -106,8 +106,9 @@ class Partition:
         return self._segments
 
     # --- writes
-    def apply(self, rows: pa.Table, *, versions: bool) -> None:
-        """Append rows already logged. ``versions`` says they may shadow older rows."""
+    def apply(self, rows: pa.Table, *, versions: bool, max_seq: int | None = None) -> None:
+        """Append rows already logged. ``versions`` says they may shadow older rows;
+        ``max_seq``, when the caller knows it, is the rows' largest ``_seq``."""
         with self._lock:
             self._chunks.append(rows)
             self._has_versions = self._has_versions or versions
@@ -116,7 +117,9 @@ class Partition:
             if self._live is not None:
                 self._track_keys(rows)
             if rows.num_rows:
-                self.max_seq = max(self.max_seq, pc.max(rows[SEQ_COLUMN]).as_py())
+                if max_seq is None:
+                    max_seq = pc.max(rows[SEQ_COLUMN]).as_py()
+                self.max_seq = max(self.max_seq, max_seq)
 
     def _track_keys(self, rows: pa.Table) -> None:
         assert self._live is not None

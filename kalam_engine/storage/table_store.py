@@ -94,7 +94,7 @@ class TableStore:
         with self.write_lock:
             max_seq = pc.max(rows[SEQ_COLUMN]).as_py()
             self._log.append(self.table_id.key, scope, schema_version, max_seq, rows)
-            self.partition(scope).apply(rows, versions=kind != "insert")
+            self.partition(scope).apply(rows, versions=kind != "insert", max_seq=max_seq)
         for listener in self._listeners:
             listener(self.table_id, scope, kind, rows)
         if self._after_write is not None:
