@@ -22,6 +22,7 @@ from IPython.display import display
 from traitlets import Bool, Float, Integer, Unicode, default
 from traitlets.config import Configurable
 
+from kalam_engine.sql.parser import is_read_only
 from kalam_jupyter.display import Message, Progress, ResultInfo, format_error, result_frame
 from kalam_jupyter.sqltext import UnboundVariableError, bind_parameters, split_statements
 
@@ -101,17 +102,6 @@ class _Worker:
             finally:
                 with self._lock:
                     self._pending -= 1
-
-
-_READ_ONLY = re.compile(
-    r"^\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*(SELECT|WITH|SHOW|DESCRIBE|DESC|EXPLAIN)\b",
-    re.IGNORECASE | re.DOTALL,
-)
-
-
-def is_read_only(sql: str) -> bool:
-    """Whether ``sql`` is a statement that changes nothing (a query, SHOW, DESCRIBE, EXPLAIN)."""
-    return _READ_ONLY.match(sql) is not None
 
 
 def run_inline_with_progress(fn: Callable[[], Any], *, progress_after: float = 1.0) -> Any:

@@ -414,7 +414,7 @@ def test_line_text_is_never_expanded_by_ipython(
     ("EXECUTE AS USER 'u' (SELECT 1)", False), ("STORAGE FLUSH ALL", False),
 ])
 def test_reads_are_told_from_writes(sql: str, read_only: bool) -> None:
-    from kalam_jupyter.magics import is_read_only
+    from kalam_engine.sql.parser import is_read_only
 
     assert is_read_only(sql) is read_only
 

@@ -27,6 +27,15 @@ def test_default_order_by_primary_key(loaded):
     assert col(loaded, "SELECT count(*) AS n FROM app.messages", "n") == [5]
 
 
+def test_statements_may_start_with_comments(loaded):
+    sql = "-- the newest first\n/* a block\n comment */ SELECT id FROM app.messages"
+    assert col(loaded, sql, "id") == [1, 2, 3, 4, 5]  # still gets the default ORDER BY
+    with pytest.raises(kalam_engine.KalamError) as err:  # EXPLAIN stays dba-only
+        loaded.execute("-- look\nEXPLAIN SELECT * FROM app.messages", user="alice")
+    assert err.value.code == "PERMISSION_DENIED"
+    assert loaded.execute("/* plan */ EXPLAIN SELECT * FROM app.messages").row_count > 0
+
+
 def test_no_hidden_limit(chat):
     values = ", ".join(f"({i}, 'm{i}')" for i in range(1500))
     chat.execute(f"INSERT INTO app.messages (id, body) VALUES {values}", user="alice")

@@ -50,7 +50,7 @@ def _check_read_only(sql: str) -> None:
 
 def query(engine: Engine, stmt: st.QueryStatement, ctx: ExecutionContext,
           params: list[Any] | None) -> Result:
-    first = stmt.sql.lstrip()[:9].split(None, 1)[0].upper() if stmt.sql.strip() else ""
+    first = stmt.verb
     if first in _META_WORDS:
         require_admin(ctx, first)
     if first == "SELECT" and engine.fast_paths:

@@ -12,7 +12,12 @@ import re
 from sqlglot.tokens import TokenType
 
 from kalam_engine.catalog.definitions import DEFAULT_FUNCTIONS, ColumnDefault
-from kalam_engine.errors import InvalidParameterError, InvalidSqlError, UnsupportedError
+from kalam_engine.errors import (
+    InvalidParameterError,
+    InvalidSqlError,
+    KalamError,
+    UnsupportedError,
+)
 from kalam_engine.sql import statements as st
 from kalam_engine.sql import user_commands
 from kalam_engine.sql.tokens import TokenCursor
@@ -23,6 +28,18 @@ COLUMN_STOP_WORDS = {"NOT", "NULL", "DEFAULT", "PRIMARY", "AUTO_INCREMENT", "AUT
 DEFAULT_ALIASES = {"CURRENT_TIMESTAMP": "NOW", "NOW": "NOW", "CURRENT_USER": "CURRENT_USER"}
 TABLE_TYPES = ("USER", "SHARED", "STREAM")
 _NUMBER = re.compile(r"^[+-]?\d+(\.\d+)?([eE][+-]?\d+)?$")
+_LEADING_COMMENTS = re.compile(r"(?:\s+|--[^\n]*|/\*.*?\*/)*", re.DOTALL)
+READ_ONLY_STATEMENTS = (st.QueryStatement, st.ShowNamespaces, st.ShowTables, st.ShowStats,
+                        st.DescribeTable)
+
+
+def leading_word(sql: str) -> str:
+    """The statement's first word, upper-cased, after any comments (``(`` for a query in
+    parentheses)."""
+    head = sql[_LEADING_COMMENTS.match(sql).end():][:12].upper()  # type: ignore[union-attr]
+    if head.startswith("("):
+        return "("
+    return head.split(None, 1)[0] if head.split() else ""
 
 
 @functools.lru_cache(maxsize=1024)
@@ -30,10 +47,9 @@ def parse_statement(sql: str) -> object:
     """Parse one statement into a (frozen) dataclass of :mod:`kalam_engine.sql.statements`.
 
     Cached by text: notebooks and services repeat the same statements with new parameters."""
-    head = sql.lstrip()[:12].upper()
-    first = head.split(None, 1)[0] if head.split() else ""
-    if first in QUERY_WORDS or head.startswith("("):
-        return st.QueryStatement(sql, explain=first == "EXPLAIN")
+    first = leading_word(sql)
+    if first in QUERY_WORDS:
+        return st.QueryStatement(sql, first)
     cur = TokenCursor(sql)
     word = cur.peek_word()
     if word == "INSERT":
@@ -63,6 +79,15 @@ def parse_statement(sql: str) -> object:
     raise InvalidSqlError(
         f"Unsupported statement type: {sql.strip()[:60]!r}",
         hint="see the README for the statements Kalam understands")
+
+
+def is_read_only(sql: str) -> bool:
+    """Whether the statement ``sql`` only reads (a query, SHOW, DESCRIBE, EXPLAIN); False for
+    anything else, and for text that does not parse (running it reports why)."""
+    try:
+        return isinstance(parse_statement(sql), READ_ONLY_STATEMENTS)
+    except KalamError:
+        return False
 
 
 # --- shared pieces
@@ -376,7 +401,7 @@ def _parse_show(cur: TokenCursor) -> object:
         cur.expect_end()
         return st.ShowStats(table)
     if cur.is_words("COLUMNS") or cur.is_words("ALL"):
-        return st.QueryStatement(cur.sql)
+        return st.QueryStatement(cur.sql, "SHOW")
     raise InvalidSqlError(f"Unsupported SHOW statement: {cur.sql[:60]!r}",
                           hint="SHOW NAMESPACES, SHOW TABLES [IN ns], SHOW STATS FOR TABLE t")
 

@@ -171,7 +171,7 @@ class QueryStatement:
     """SELECT / WITH / VALUES / EXPLAIN and other statements DataFusion runs itself."""
 
     sql: str
-    explain: bool = False
+    verb: str  # the first word, comments skipped: SELECT, WITH, EXPLAIN, SHOW, ...
 
 
 @dataclass(frozen=True, slots=True)
