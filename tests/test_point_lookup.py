@@ -3,25 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from fast_paths import answers_both_ways
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 
 import kalam_engine
 from kalam_engine import KalamError
 from kalam_engine.query.point_lookup import point_lookup_shape, run_point_lookup
-
-
-def _both(db: kalam_engine.Engine, sql: str, user: str | None, params=None):
-    """(fast path answer, DataFusion answer); each a table or the error code it raised."""
-    out = []
-    for fast in (True, False):
-        db.fast_paths = fast
-        try:
-            out.append(db.execute(sql, user=user, params=params).to_arrow())
-        except KalamError as exc:
-            out.append(exc.code)
-    db.fast_paths = True
-    return out
 
 
 @pytest.mark.parametrize("sql", [
@@ -109,7 +97,7 @@ def test_same_answers_and_errors_as_datafusion(lookups):
         ("SELECT * FROM system.users WHERE user_id = 'root'", "u", None),
     ]
     for sql, user, params in cases:
-        fast, slow = _both(db, sql, user, params)
+        fast, slow = answers_both_ways(db, sql, user, params)
         assert fast == slow, sql
 
 
@@ -126,7 +114,7 @@ def test_flushed_rows_and_reopen(tmp_path):
         db.execute("UPDATE app.t SET body = 'new' WHERE id = 25", user="u")
     with kalam_engine.connect(path) as db:  # cold: the lookup reads only the segments needed
         for key in (3, 12, 25, 29, 99):
-            fast, slow = _both(db, "SELECT * FROM app.t WHERE id = $1", "u", [key])
+            fast, slow = answers_both_ways(db, "SELECT * FROM app.t WHERE id = $1", "u", [key])
             assert fast == slow, key
         assert db.execute("SELECT body FROM app.t WHERE id = 25", user="u").to_arrow()[
             "body"].to_pylist() == ["new"]
@@ -157,7 +145,7 @@ def test_property_fast_path_equals_datafusion(ops, probes):
             except KalamError:
                 pass  # duplicate keys, flushing nothing: the model is DataFusion's answer
         for user, key in probes:
-            fast, slow = _both(db, "SELECT * FROM app.t WHERE id = $1", user, [key])
+            fast, slow = answers_both_ways(db, "SELECT * FROM app.t WHERE id = $1", user, [key])
             assert fast == slow
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from fast_paths import answers_both_ways
 
 import kalam_engine
 from kalam_engine import KalamError
@@ -25,18 +26,6 @@ from kalam_engine.query.prefetch import table_references
 ])
 def test_table_references(sql, refs):
     assert sorted(table_references(sql), key=str) == sorted(refs, key=str)
-
-
-def _both(db, sql, user, params=None):
-    out = []
-    for fast in (True, False):
-        db.fast_paths = fast
-        try:
-            out.append(db.execute(sql, user=user, params=params).to_arrow())
-        except KalamError as exc:
-            out.append(exc.code)
-    db.fast_paths = True
-    return out
 
 
 def _sorted(table):
@@ -92,7 +81,7 @@ QUERIES = [
 @pytest.mark.parametrize("user", ["alice", "bob", "carol", None])
 def test_same_answers_with_and_without_prefetch(db, user):
     for sql in QUERIES:
-        fast, lazy = _both(db, sql, user)
+        fast, lazy = answers_both_ways(db, sql, user)
         if sql.startswith("EXPLAIN"):
             assert type(fast) is type(lazy), sql  # the plans differ (MemTable vs dataset)
             continue
@@ -116,7 +105,7 @@ def test_unqualified_names_follow_the_request_namespace(db):
     db.execute("CREATE USER TABLE other.msg (id BIGINT PRIMARY KEY, body TEXT)")
     db.execute("INSERT INTO other.msg VALUES (99, 'elsewhere')", user="alice")
     db.execute("USE other", user="alice")
-    fast, lazy = _both(db, "SELECT * FROM msg", "alice")
+    fast, lazy = answers_both_ways(db, "SELECT * FROM msg", "alice")
     assert fast == lazy and fast["id"].to_pylist() == [99]
 
 

@@ -3,14 +3,14 @@
 Planning such a statement in DataFusion costs far more than finding one row, so the engine
 recognises the shape (once per statement text) and asks the table's provider for the row
 directly: the same ``provider.read`` DataFusion's scans use, so permissions, the request's
-partition, tombstones and STREAM TTL apply unchanged. Anything else, or any doubt (quoted names,
-a value whose type differs from the key's, an unknown column), goes to DataFusion as before.
+partition, tombstones and STREAM TTL apply unchanged. Anything else, or any doubt (mixed-case
+quoted names, a value whose type differs from the key's, an unknown column), goes to DataFusion
+as before.
 """
 
 from __future__ import annotations
 
 import functools
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -22,14 +22,13 @@ from sqlglot.errors import SqlglotError
 from kalam_engine.catalog.definitions import DELETED_COLUMN
 from kalam_engine.context import ExecutionContext, TableId, TableType
 from kalam_engine.errors import KalamError
+from kalam_engine.sql.literals import NotALiteral, Param, literal_value, param_index, plain_name
 
 if TYPE_CHECKING:
     from kalam_engine.providers.core import BaseTableProvider
     from kalam_engine.query.session import TableResolver
 
-_PARAM = re.compile(r"^\$([1-9]\d*)$")
 _ALLOWED_ARGS = {"expressions", "from", "from_", "where"}
-_INTEGER = re.compile(r"^\d+$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,35 +43,24 @@ class PointLookup:
     param: int | None
 
 
-def _plain_name(node: exp.Expression | None) -> str | None:
-    """An unquoted identifier's lower-case name (DataFusion folds unquoted names)."""
-    if not isinstance(node, exp.Identifier) or node.quoted:
-        return None
-    return node.name.lower()
-
-
 def _column(node: exp.Expression) -> str | None:
-    if not isinstance(node, exp.Column) or node.table or _PARAM.match(node.name):
+    if not isinstance(node, exp.Column) or node.table or param_index(node) is not None:
         return None
-    return _plain_name(node.this)
+    return plain_name(node.this)
 
 
 def _value(node: exp.Expression) -> tuple[Any, int | None] | None:
-    """(literal, None) or (None, n) for ``$n``; None if the value is anything else."""
-    if isinstance(node, exp.Column) and not node.table:
-        found = _PARAM.match(node.name)
-        return (None, int(found.group(1))) if found else None
-    negative = isinstance(node, exp.Neg)
-    if negative:
-        node = node.this
-    if not isinstance(node, exp.Literal):
+    """(literal, None) or (None, n) for ``$n``; None for anything but an integer, a string
+    or a parameter."""
+    try:
+        value = literal_value(node)
+    except NotALiteral:
         return None
-    if node.is_string:
-        return None if negative else (node.this, None)
-    if not _INTEGER.match(node.this):
+    if isinstance(value, Param):
+        return None, value.index + 1
+    if isinstance(value, bool) or not isinstance(value, int | str):
         return None
-    number = int(node.this)
-    return (-number if negative else number, None)
+    return value, None
 
 
 @functools.lru_cache(maxsize=1024)
@@ -96,8 +84,8 @@ def point_lookup_shape(sql: str) -> PointLookup | None:
     if not isinstance(table, exp.Table) or {k for k, v in table.args.items() if v} - {"this",
                                                                                       "db"}:
         return None
-    name = _plain_name(table.this)
-    namespace = _plain_name(table.args["db"]) if table.args.get("db") else None
+    name = plain_name(table.this)
+    namespace = plain_name(table.args["db"]) if table.args.get("db") else None
     if name is None or (table.args.get("db") and namespace is None):
         return None
     items = tree.expressions

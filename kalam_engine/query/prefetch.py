@@ -24,19 +24,11 @@ from datafusion.catalog import Table
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
+from kalam_engine.sql.literals import plain_name
+
 CATALOG_NAME = "kalam"
 
 TableRef = tuple[str | None, str]  # (namespace or None for the request's own, table name)
-
-
-def _plain(identifier: exp.Expression | None) -> str | None:
-    """An identifier's name as DataFusion resolves it, or None when it is not a plain name."""
-    if not isinstance(identifier, exp.Identifier):
-        return None
-    name = identifier.this
-    if identifier.quoted and name != name.lower():
-        return None  # a quoted mixed-case name matches no Kalam table; leave it to DataFusion
-    return name.lower()
 
 
 @functools.lru_cache(maxsize=1024)
@@ -53,14 +45,14 @@ def table_references(sql: str) -> tuple[TableRef, ...]:
             continue
         ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
         for table in tree.find_all(exp.Table):
-            name = _plain(table.this)
+            name = plain_name(table.this)
             if name is None:
                 continue
             catalog = table.args.get("catalog")
-            if catalog is not None and _plain(catalog) != CATALOG_NAME:
+            if catalog is not None and plain_name(catalog) != CATALOG_NAME:
                 continue
             db = table.args.get("db")
-            namespace = _plain(db) if db is not None else None
+            namespace = plain_name(db) if db is not None else None
             if db is not None and namespace is None:
                 continue
             if namespace is None and name in ctes:

@@ -13,7 +13,6 @@ evaluates the list as before.
 from __future__ import annotations
 
 import functools
-import re
 from typing import Any
 
 import pyarrow as pa
@@ -21,51 +20,11 @@ import sqlglot
 from sqlglot import expressions as exp
 from sqlglot.errors import SqlglotError
 
-_PARAM = re.compile(r"^\$([1-9]\d*)$")
-_INTEGER = re.compile(r"^\d+$")
-_DECIMAL = re.compile(r"^(\d+\.\d*|\.\d+)$")
+from kalam_engine.sql.literals import INT64_MAX, INT64_MIN, NotALiteral, Param, literal_value
+
 _MAX_TEXT = 16_384  # longer lists are parsed once by DataFusion rather than twice
-_INT64 = (-(2**63), 2**63 - 1)
 _TYPES: dict[type, pa.DataType] = {bool: pa.bool_(), int: pa.int64(), float: pa.float64(),
                                    str: pa.string(), bytes: pa.binary()}
-
-
-class _Param:
-    __slots__ = ("index",)
-
-    def __init__(self, index: int) -> None:
-        self.index = index  # 0-based
-
-
-def _cell(node: exp.Expression) -> Any:
-    """A literal's Python value, a _Param, or raise ValueError for anything else."""
-    if isinstance(node, exp.Null):
-        return None
-    if isinstance(node, exp.Boolean):
-        return bool(node.this)
-    if isinstance(node, exp.Column) and not node.table:
-        found = _PARAM.match(node.name)
-        if found:
-            return _Param(int(found.group(1)) - 1)
-        raise ValueError(node.name)
-    negative = isinstance(node, exp.Neg)
-    if negative:
-        node = node.this
-    if isinstance(node, exp.Literal):
-        text = node.this
-        if node.is_string:
-            if negative or "\\" in text:
-                raise ValueError(text)  # leave escapes to DataFusion's own reading
-            return text
-        if _INTEGER.match(text):
-            number = int(text)
-            number = -number if negative else number
-            if not _INT64[0] <= number <= _INT64[1]:
-                raise ValueError(text)
-            return number
-        if _DECIMAL.match(text):
-            return -float(text) if negative else float(text)
-    raise ValueError(type(node).__name__)
 
 
 @functools.lru_cache(maxsize=512)
@@ -85,8 +44,8 @@ def literal_rows(source_sql: str) -> tuple[tuple[Any, ...], ...] | None:
         if not isinstance(row, exp.Tuple):
             return None
         try:
-            rows.append(tuple(_cell(node) for node in row.expressions))
-        except ValueError:
+            rows.append(tuple(literal_value(node) for node in row.expressions))
+        except NotALiteral:
             return None
     if not rows or len({len(r) for r in rows}) != 1:
         return None
@@ -106,14 +65,14 @@ def values_table(rows: tuple[tuple[Any, ...], ...], names: list[str],
         kind: type | None = None
         for row in rows:
             value = row[i]
-            if isinstance(value, _Param):
+            if isinstance(value, Param):
                 if value.index >= len(given):
                     return None
                 value = given[value.index]
             if value is not None:
                 if type(value) not in _TYPES or (kind is not None and type(value) is not kind):
                     return None
-                if type(value) is int and not _INT64[0] <= value <= _INT64[1]:
+                if type(value) is int and not INT64_MIN <= value <= INT64_MAX:
                     return None
                 kind = type(value)
             values.append(value)
