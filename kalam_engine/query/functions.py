@@ -1,8 +1,10 @@
 """KalamDB's SQL functions for DataFusion: SNOWFLAKE_ID(), UUID_V7(), ULID(), CURRENT_USER(),
-CURRENT_ROLE(). The id functions are built once; the identity functions read the request's
-context and are built per request only when the statement names them."""
+CURRENT_ROLE(). They are registered once per (pooled) session; the identity functions hold no
+identity, they ask the session for the context of the request it serves when they run."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import pyarrow as pa
 from datafusion import SessionContext, udf
@@ -32,16 +34,15 @@ class IdFunctions:
                         [], pa.string(), "volatile", "ulid"),
         }
 
-    def register_needed(self, session: SessionContext, lowered_sql: str,
-                        ctx: ExecutionContext) -> None:
-        for name, fn in self.by_name.items():
-            if name in lowered_sql:
-                session.register_udf(fn)
-        if "current_user" in lowered_sql:
-            user = ctx.user_id
-            session.register_udf(udf(lambda *a: pa.array([user] * _rows(list(a))), [],
-                                     pa.string(), "stable", "current_user"))
-        if "current_role" in lowered_sql:
-            role = ctx.role.label
-            session.register_udf(udf(lambda *a: pa.array([role] * _rows(list(a))), [],
-                                     pa.string(), "stable", "current_role"))
+    def register(self, session: SessionContext,
+                 current: Callable[[], ExecutionContext]) -> None:
+        """Register every function on ``session``; ``current()`` is the running request's
+        context."""
+        for fn in self.by_name.values():
+            session.register_udf(fn)
+        session.register_udf(udf(
+            lambda *a: pa.array([current().user_id] * _rows(list(a)), pa.string()), [],
+            pa.string(), "stable", "current_user"))
+        session.register_udf(udf(
+            lambda *a: pa.array([current().role.label] * _rows(list(a)), pa.string()), [],
+            pa.string(), "stable", "current_role"))

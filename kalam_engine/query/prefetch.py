@@ -98,10 +98,6 @@ class ArrowViews:
     def __len__(self) -> int:
         return len(self._views)
 
-    def clear(self) -> None:
-        with self._lock:
-            self._views.clear()
-
     def _make(self, rows: pa.Table) -> Table:
         helper = getattr(self._local, "session", None)
         if helper is None:

@@ -21,7 +21,7 @@ from kalam_engine.errors import (
 from kalam_engine.query.default_order import with_default_order
 from kalam_engine.query.functions import IdFunctions
 from kalam_engine.query.prefetch import ArrowViews, table_references
-from kalam_engine.query.session import RequestState, SessionPool, TableResolver, new_session
+from kalam_engine.query.session import RequestState, SessionPool, TableResolver
 from kalam_engine.sql.tokens import tokenize
 
 CATALOG_PREFIX = "kalam."
@@ -56,7 +56,8 @@ class QueryRunner:
         self._rewrites: OrderedDict[tuple[str, str], str] = OrderedDict()
         self._rewrite_cap = plan_cache_size
         self._views = ArrowViews()
-        self._sessions = SessionPool()
+        self._sessions = SessionPool(
+            lambda session, catalog: functions.register(session, lambda: catalog.request().ctx))
         self.prefetch = True  # hand DataFusion MemTables read before planning (see prefetch.py)
 
     def clear_plans(self) -> None:
@@ -79,7 +80,8 @@ class QueryRunner:
 
     def _prefetch(self, state: RequestState, sql: str) -> None:
         """Read the tables ``sql`` names now, so DataFusion scans them as MemTables. A table
-        that cannot be read here is left to the lazy path, which reports why."""
+        that cannot be read here is left to the lazy path, which reports why (as it did
+        before prefetching)."""
         ctx = state.ctx
         for namespace, name in table_references(sql):
             key = (namespace or ctx.namespace, name)
@@ -88,44 +90,31 @@ class QueryRunner:
             try:
                 provider = self.resolver.provider(TableId(*key))
                 rows = provider.read(ctx, include_deleted=state.include_deleted)
-            except KalamError:
+            except Exception:
                 continue
             state.views[key] = self._views.view(rows)
-            state.tables_used.append(provider)
 
     def run(self, ctx: ExecutionContext, sql: str, params: list[Any] | None = None,
             *, default_order: bool = False, include_deleted: bool | None = None) -> pa.Table:
         """Plan and run ``sql`` for ``ctx`` and return all its rows."""
-        lowered = sql.lower()
         if include_deleted is None:
-            include_deleted = "_deleted" in lowered
+            include_deleted = "_deleted" in sql.lower()
         state = RequestState(self.resolver, ctx, include_deleted)
         if self.prefetch:
             self._prefetch(state, sql)
-        identity_udfs = "current_user" in lowered or "current_role" in lowered
-        if identity_udfs:
-            session, catalog = new_session(ctx.namespace)
-            catalog.state = state
-        else:
-            session, catalog = self._sessions.lend(state)
-        reusable = False
+        session, catalog = self._sessions.lend(state)
+        reusable = True
         try:
-            self.functions.register_needed(session, lowered, ctx)
-            try:
-                table = self._plan(session, state, sql, params, default_order) \
-                    .to_arrow_table()
-            except KalamError:
-                reusable = True
-                raise
-            except Exception as exc:  # DataFusion raises plain exceptions with its message
-                reusable = True
-                raise self.translate(exc, state, ctx) from None
-            reusable = True
-            return table
+            return self._plan(session, state, sql, params, default_order).to_arrow_table()
+        except KalamError:
+            raise
+        except Exception as exc:  # DataFusion raises plain exceptions with its message
+            raise self.translate(exc, state, ctx) from None
+        except BaseException:  # interrupted mid-statement: do not lend this session again
+            reusable = False
+            raise
         finally:
-            catalog.state = None
-            if reusable and not identity_udfs:  # not after an interrupt mid-execution
-                self._sessions.give_back(session, catalog, ctx.namespace)
+            self._sessions.give_back(session, catalog, reusable=reusable)
 
     def _ordered_text(self, ctx: ExecutionContext, sql: str) -> str:
         key = (ctx.namespace, sql)

@@ -65,7 +65,7 @@ class TableResolver:
 class RequestState:
     """Per-request facts the adapters share: the context, options, and the first error."""
 
-    __slots__ = ("ctx", "error", "include_deleted", "resolver", "tables_used", "views")
+    __slots__ = ("ctx", "error", "include_deleted", "resolver", "views")
 
     def __init__(self, resolver: TableResolver, ctx: ExecutionContext,
                  include_deleted: bool) -> None:
@@ -73,7 +73,6 @@ class RequestState:
         self.ctx = ctx
         self.include_deleted = include_deleted
         self.error: KalamError | None = None
-        self.tables_used: list[BaseTableProvider] = []
         self.views: dict[tuple[str, str], Table] = {}  # prefetched rows, by (namespace, name)
 
 
@@ -88,10 +87,7 @@ class RequestSchema(SchemaProvider):
 
     @property
     def _state(self) -> RequestState:
-        state = self._catalog.state
-        if state is None:
-            raise RuntimeError("a Kalam catalog was used outside a request")
-        return state
+        return self._catalog.request()
 
     # datafusion-python 55 reads ``table_names`` as an attribute from Rust, so it is a property.
     # It also wants a sequence, not a set.
@@ -126,7 +122,6 @@ class RequestSchema(SchemaProvider):
             if state.error is None:
                 state.error = exc
             raise
-        state.tables_used.append(provider)
         if next(iter(dataset.get_fragments()), None) is None:
             return _empty_table(dataset.schema)
         return Table(dataset)
@@ -143,6 +138,13 @@ class RequestCatalog(CatalogProvider):
 
     def __init__(self, state: RequestState | None = None) -> None:
         self.state = state
+
+    def request(self) -> RequestState:
+        """The request this catalog serves now."""
+        state = self.state
+        if state is None:
+            raise RuntimeError("a Kalam catalog was used outside a request")
+        return state
 
     def schema_names(self) -> set[str]:
         if self.state is None:
@@ -178,13 +180,15 @@ class SessionPool:
 
     A SessionContext costs ~0.1 ms to build, a tenth of a small query. A session is lent with
     its catalog pointed at the request, and given back with the catalog pointed at nothing, so
-    no request ever sees another's state. Statements whose UDFs carry the caller's identity
-    (CURRENT_USER, CURRENT_ROLE) get a session of their own.
+    no request ever sees another's state. ``prepare`` runs once on each new session (the Kalam
+    functions are registered there).
     """
 
-    def __init__(self, per_namespace: int = 4, namespaces: int = 64) -> None:
+    def __init__(self, prepare: Callable[[SessionContext, RequestCatalog], None],
+                 per_namespace: int = 4, namespaces: int = 64) -> None:
         self._idle: OrderedDict[str, list[tuple[SessionContext, RequestCatalog]]] = \
             OrderedDict()
+        self._prepare = prepare
         self._per_namespace = per_namespace
         self._namespaces = namespaces
         self._lock = threading.Lock()
@@ -194,13 +198,20 @@ class SessionPool:
         with self._lock:
             idle = self._idle.get(namespace)
             lent = idle.pop() if idle else None
-        session, catalog = lent if lent is not None else new_session(namespace)
+        if lent is None:
+            lent = new_session(namespace)
+            self._prepare(*lent)
+        session, catalog = lent
         catalog.state = state
         return session, catalog
 
-    def give_back(self, session: SessionContext, catalog: RequestCatalog,
-                  namespace: str) -> None:
+    def give_back(self, session: SessionContext, catalog: RequestCatalog, *,
+                  reusable: bool = True) -> None:
+        """End the loan; a session whose statement was interrupted is dropped."""
+        namespace = catalog.request().ctx.namespace
         catalog.state = None
+        if not reusable:
+            return
         with self._lock:
             idle = self._idle.setdefault(namespace, [])
             self._idle.move_to_end(namespace)
@@ -208,7 +219,3 @@ class SessionPool:
                 idle.append((session, catalog))
             while len(self._idle) > self._namespaces:
                 self._idle.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._idle.clear()
