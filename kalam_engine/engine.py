@@ -15,6 +15,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from kalam_engine.auth.users import role_from_row
 from kalam_engine.catalog.cache import SchemaCache
 from kalam_engine.catalog.definitions import ColumnDefinition, TableDefinition
 from kalam_engine.catalog.store import CatalogStore
@@ -151,7 +152,7 @@ class Engine:
         generation = self._roles_generation
         rows = self._db.query(
             "SELECT role FROM users WHERE user_id = ? AND deleted_at IS NULL", (user_id,))
-        role = Role[rows[0][0].upper()] if rows else Role.USER
+        role = role_from_row(rows[0][0]) if rows else Role.USER
         if generation == self._roles_generation and len(self._roles) < _ROLE_CACHE_SIZE:
             self._roles[user_id] = role
         return role

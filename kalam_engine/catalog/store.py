@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from kalam_engine.catalog.definitions import TableDefinition
@@ -19,6 +22,8 @@ class CatalogStore:
 
     # --- namespaces
     def namespaces(self) -> list[tuple[str, float, dict[str, Any]]]:
+        """(name, created_at, options) of every namespace; the options dicts are the cached
+        ones, so copy before changing them."""
         cached = self._namespaces
         if cached is None:
             rows = self._db.query(
@@ -27,28 +32,32 @@ class CatalogStore:
             self._namespaces = cached
         return list(cached)
 
+    @contextlib.contextmanager
+    def _namespaces_changing(self) -> Iterator[sqlite3.Connection]:
+        """A transaction that changes namespaces; the cached list is dropped after it,
+        committed or not (a read inside it may have cached what it was about to write)."""
+        try:
+            with self._db.transaction() as conn:
+                yield conn
+        finally:
+            self._namespaces = None
+
     def namespace_exists(self, name: str) -> bool:
         return bool(self._db.query("SELECT 1 FROM namespaces WHERE name = ?", (name,)))
 
     def create_namespace(self, name: str, options: dict[str, Any] | None = None) -> None:
-        self._namespaces = None
-        with self._db.transaction() as conn:
+        with self._namespaces_changing() as conn:
             conn.execute("INSERT INTO namespaces (name, created_at, options) VALUES (?, ?, ?)",
                          (name, time.time(), json.dumps(options or {})))
-        self._namespaces = None
 
     def set_namespace_options(self, name: str, options: dict[str, Any]) -> None:
-        self._namespaces = None
-        with self._db.transaction() as conn:
+        with self._namespaces_changing() as conn:
             conn.execute("UPDATE namespaces SET options = ? WHERE name = ?",
                          (json.dumps(options), name))
-        self._namespaces = None
 
     def drop_namespace(self, name: str) -> None:
-        self._namespaces = None
-        with self._db.transaction() as conn:
+        with self._namespaces_changing() as conn:
             conn.execute("DELETE FROM namespaces WHERE name = ?", (name,))
-        self._namespaces = None
 
     # --- tables
     def save_table(self, definition: TableDefinition) -> None:

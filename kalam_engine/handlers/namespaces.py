@@ -61,7 +61,7 @@ def alter_namespace(engine: Engine, stmt: st.AlterNamespace, ctx: ExecutionConte
     check_not_system_namespace(name, "ALTER NAMESPACE")
     if not engine.namespace_exists(name):
         raise NamespaceNotFoundError(f"Namespace '{name}' does not exist")
-    current = {n: o for n, _, o in engine.catalog.namespaces()}.get(name, {})
+    current = dict({n: o for n, _, o in engine.catalog.namespaces()}.get(name, {}))
     current.update({k.lower(): v for k, v in stmt.options.items()})
     engine.catalog.set_namespace_options(name, current)
     return Result("ddl", message=f"Namespace '{name}' altered")

@@ -27,6 +27,7 @@ from kalam_engine.storage.pruning import segments_for_filter, segments_holding
 INDEX_AFTER = 8  # lookups on one unchanged view before it gets a key index
 INDEX_MAX_ROWS = 100_000
 
+
 class SegmentReader(Protocol):
     def __call__(self, segment: Segment, fields: pa.Schema | None = None, /) -> pa.Table:
         """The rows of ``segment``; with ``fields``, only those columns (by column id)."""
@@ -91,6 +92,11 @@ class Partition:
         self._index: tuple[pa.Table, dict] | None = None
         self._lookups: tuple[int, int] = (0, 0)  # (id of the view, lookups on it)
 
+    def _drop_views(self) -> None:
+        """The rows changed: the merged views and the key index of the old rows go."""
+        self._cache.clear()
+        self._index = None
+
     # --- figures
     @property
     def row_count(self) -> int:
@@ -112,8 +118,7 @@ class Partition:
         with self._lock:
             self._chunks.append(rows)
             self._has_versions = self._has_versions or versions
-            self._cache.clear()
-            self._index = None
+            self._drop_views()
             if self._live is not None:
                 self._track_keys(rows)
             if rows.num_rows:
@@ -345,8 +350,7 @@ class Partition:
             self._segments = (*self._segments, *segments)
             self._cold = None
             self._live = None
-            self._cache.clear()
-            self._index = None
+            self._drop_views()
 
     def flushed(self, segment: Segment, rows: pa.Table) -> None:
         """The hot rows became ``segment`` (holding ``rows``): same logical contents."""
@@ -367,8 +371,7 @@ class Partition:
             kept = tuple(s for s in self._segments if s not in replaced)
             self._segments = kept if segment is None else (*kept, segment)
             self._cold = (rows.schema, rows) if not kept else None
-            self._cache.clear()
-            self._index = None
+            self._drop_views()
 
     def evict_before(self, seq_floor: int) -> int:
         """Drop hot rows with ``_seq`` below ``seq_floor``; return how many went."""
@@ -384,6 +387,5 @@ class Partition:
             if removed:
                 self._chunks = kept
                 self._live = None
-                self._cache.clear()
-                self._index = None
+                self._drop_views()
             return removed
