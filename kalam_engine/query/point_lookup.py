@@ -15,14 +15,19 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import sqlglot
 from sqlglot import expressions as exp
-from sqlglot.errors import SqlglotError
 
 from kalam_engine.catalog.definitions import DELETED_COLUMN
 from kalam_engine.context import ExecutionContext, TableId, TableType
 from kalam_engine.errors import KalamError
-from kalam_engine.sql.literals import NotALiteral, Param, literal_value, param_index, plain_name
+from kalam_engine.sql.literals import (
+    NotALiteral,
+    Param,
+    literal_value,
+    param_index,
+    plain_name,
+    syntax_trees,
+)
 
 if TYPE_CHECKING:
     from kalam_engine.providers.core import BaseTableProvider
@@ -71,12 +76,10 @@ def point_lookup_shape(sql: str) -> PointLookup | None:
         return None  # naming _deleted shows tombstones: DataFusion's path handles that
     if "where" not in lowered:
         return None  # cheap refusal before parsing
-    try:
-        tree = sqlglot.parse_one(sql)
-    except SqlglotError:
+    trees = syntax_trees(sql)
+    if len(trees) != 1 or not isinstance(trees[0], exp.Select):
         return None
-    if not isinstance(tree, exp.Select):
-        return None
+    tree = trees[0]
     if {k for k, v in tree.args.items() if v not in (None, [], False)} - _ALLOWED_ARGS:
         return None
     source = tree.args.get("from_") or tree.args.get("from")

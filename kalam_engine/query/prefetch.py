@@ -18,13 +18,11 @@ import weakref
 from collections import OrderedDict
 
 import pyarrow as pa
-import sqlglot
 from datafusion import SessionContext
 from datafusion.catalog import Table
 from sqlglot import exp
-from sqlglot.errors import SqlglotError
 
-from kalam_engine.sql.literals import plain_name
+from kalam_engine.sql.literals import plain_name, syntax_trees
 
 CATALOG_NAME = "kalam"
 
@@ -35,14 +33,8 @@ TableRef = tuple[str | None, str]  # (namespace or None for the request's own, t
 def table_references(sql: str) -> tuple[TableRef, ...]:
     """The Kalam tables ``sql`` names (CTE names and table functions left out); empty when
     sqlglot cannot read the statement."""
-    try:
-        trees = sqlglot.parse(sql)
-    except SqlglotError:
-        return ()
     refs: dict[TableRef, None] = {}
-    for tree in trees:
-        if tree is None:
-            continue
+    for tree in syntax_trees(sql):
         ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
         for table in tree.find_all(exp.Table):
             name = plain_name(table.this)

@@ -1,4 +1,6 @@
-"""Names, plain literals and ``$n`` parameters in a sqlglot tree, read as DataFusion reads them.
+"""Statements as sqlglot reads them, for the fast paths: the parse (cached per text, shared by
+the point-lookup check and the table prefetch), and names, plain literals and ``$n``
+parameters read as DataFusion reads them.
 
 The fast paths (point lookups, literal INSERT values, table prefetch) only take statements whose
 parts are this simple; anything else is left to DataFusion.
@@ -6,15 +8,28 @@ parts are this simple; anything else is left to DataFusion.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
+import sqlglot
 from sqlglot import expressions as exp
+from sqlglot.errors import SqlglotError
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _PARAM = re.compile(r"^\$([1-9]\d*)$")
 _INTEGER = re.compile(r"^\d+$")
 _DECIMAL = re.compile(r"^(\d+\.\d*|\.\d+)$")
+
+
+@functools.lru_cache(maxsize=256)
+def syntax_trees(sql: str) -> tuple[exp.Expression, ...]:
+    """The statements of ``sql`` as sqlglot trees (shared: read them, never change them);
+    empty when sqlglot cannot read the text."""
+    try:
+        return tuple(tree for tree in sqlglot.parse(sql) if tree is not None)
+    except SqlglotError:
+        return ()
 
 
 class NotALiteral(ValueError):

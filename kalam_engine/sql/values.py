@@ -16,11 +16,16 @@ import functools
 from typing import Any
 
 import pyarrow as pa
-import sqlglot
 from sqlglot import expressions as exp
-from sqlglot.errors import SqlglotError
 
-from kalam_engine.sql.literals import INT64_MAX, INT64_MIN, NotALiteral, Param, literal_value
+from kalam_engine.sql.literals import (
+    INT64_MAX,
+    INT64_MIN,
+    NotALiteral,
+    Param,
+    literal_value,
+    syntax_trees,
+)
 
 _MAX_TEXT = 16_384  # longer lists are parsed once by DataFusion rather than twice
 _TYPES: dict[type, pa.DataType] = {bool: pa.bool_(), int: pa.int64(), float: pa.float64(),
@@ -32,12 +37,11 @@ def literal_rows(source_sql: str) -> tuple[tuple[Any, ...], ...] | None:
     """The rows of a ``VALUES`` list of literals and ``$n``, or None for any other source."""
     if len(source_sql) > _MAX_TEXT or source_sql.lstrip()[:6].upper() != "VALUES":
         return None
-    try:
-        tree = sqlglot.parse_one(source_sql)
-    except SqlglotError:
+    trees = syntax_trees(source_sql)
+    if len(trees) != 1 or not isinstance(trees[0], exp.Values):
         return None
-    if not isinstance(tree, exp.Values) or any(v for k, v in tree.args.items()
-                                               if k != "expressions"):
+    tree = trees[0]
+    if any(v for k, v in tree.args.items() if k != "expressions"):
         return None
     rows = []
     for row in tree.expressions:
