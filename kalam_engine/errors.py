@@ -12,8 +12,14 @@ Hierarchy::
     ├── PermissionDeniedError  PERMISSION_DENIED   the caller's role may not do this
     ├── UnsupportedError       UNSUPPORTED         valid SQL that this engine does not do
     ├── ExecutionError         SQL_EXECUTION_ERROR the query failed while it ran
+    │   └── ResourceLimitError SQL_EXECUTION_ERROR over the memory budget or the statement timeout
     ├── RetiredProviderError   TABLE_NOT_FOUND     a provider replaced by ALTER or removed by DROP
-    └── EngineClosedError      INTERNAL_ERROR      the engine was closed
+    ├── EngineClosedError      INTERNAL_ERROR      the engine was closed
+    ├── ReadOnlyError          PERMISSION_DENIED   a write on an engine opened read_only=True
+    └── StorageError           INTERNAL_ERROR      the data directory cannot be used as asked
+        ├── DataDirectoryLockedError INTERNAL_ERROR another process holds the directory
+        ├── CorruptDataError   INTERNAL_ERROR      a catalog or segment fails its checks
+        └── MissingFileError   MISSING_FILE        a file the catalog names is gone
 """
 
 from __future__ import annotations
@@ -21,14 +27,20 @@ from __future__ import annotations
 __all__ = [
     "AlreadyExistsError",
     "ConstraintError",
+    "CorruptDataError",
+    "DataDirectoryLockedError",
     "EngineClosedError",
     "ExecutionError",
     "InvalidParameterError",
     "InvalidSqlError",
     "KalamError",
+    "MissingFileError",
     "NamespaceNotFoundError",
     "PermissionDeniedError",
+    "ReadOnlyError",
+    "ResourceLimitError",
     "RetiredProviderError",
+    "StorageError",
     "TableNotFoundError",
     "UnsupportedError",
 ]
@@ -92,3 +104,29 @@ class RetiredProviderError(KalamError):
 
 class EngineClosedError(KalamError):
     code = "INTERNAL_ERROR"
+
+
+class ResourceLimitError(ExecutionError):
+    """A statement went over a limit: the memory budget or the statement timeout."""
+
+    code = "SQL_EXECUTION_ERROR"
+
+
+class ReadOnlyError(KalamError):
+    code = "PERMISSION_DENIED"
+
+
+class StorageError(KalamError):
+    code = "INTERNAL_ERROR"
+
+
+class DataDirectoryLockedError(StorageError):
+    code = "INTERNAL_ERROR"
+
+
+class CorruptDataError(StorageError):
+    code = "INTERNAL_ERROR"
+
+
+class MissingFileError(StorageError):
+    code = "MISSING_FILE"
