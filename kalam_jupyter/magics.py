@@ -357,7 +357,10 @@ class KalamMagics(Magics):
     ) -> Any:
         """Run every statement of ``sql``; show DDL/DML lines; return the last query's frame."""
         kalam_error = _kalam_error_type()
-        statements = split_statements(sql)
+        try:
+            statements = split_statements(sql)
+        except kalam_error as exc:
+            raise UsageError(format_error(exc, sql)) from None
         if not statements:
             return None
         user = user or self.settings.default_user

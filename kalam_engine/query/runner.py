@@ -8,7 +8,7 @@ from collections import OrderedDict
 from typing import Any
 
 import pyarrow as pa
-from datafusion import DataFrame, SessionContext
+from datafusion import DataFrame, SessionContext, SQLOptions
 
 from kalam_engine.context import ExecutionContext, TableId
 from kalam_engine.errors import (
@@ -17,6 +17,7 @@ from kalam_engine.errors import (
     InvalidSqlError,
     KalamError,
     TableNotFoundError,
+    UnsupportedError,
 )
 from kalam_engine.query.default_order import with_default_order
 from kalam_engine.query.functions import IdFunctions
@@ -27,6 +28,13 @@ from kalam_engine.sql.tokens import tokenize
 CATALOG_PREFIX = "kalam."
 _TABLE_NOT_FOUND = re.compile(r"table '([^']+)' not found", re.IGNORECASE)
 _CURRENT_FN = re.compile(r"current_(user|role)\s*\(\s*\)", re.IGNORECASE)
+# What DataFusion may run: queries only. DataFusion checks this on the logical plan (EXPLAIN's
+# inner plan included), whatever the text looked like: no COPY ... TO, INSERT, CREATE
+# [EXTERNAL] TABLE / VIEW / SCHEMA / DATABASE, SELECT ... INTO, SET, PREPARE, transactions.
+# So no request can write a file, read one, or leave anything behind in a pooled session.
+READ_ONLY = SQLOptions().with_allow_ddl(False).with_allow_dml(False) \
+    .with_allow_statements(False)
+_REFUSED_PLAN = re.compile(r"(DDL|DML|Statement) not supported: (\w+)")
 
 
 def _strip_identity_parens(sql: str) -> str:
@@ -70,13 +78,13 @@ class QueryRunner:
         param_values = {str(i + 1): v for i, v in enumerate(params)} if params else None
         text = self._ordered_text(ctx, sql) if default_order else sql
         try:
-            return session.sql(text, param_values=param_values)
+            return session.sql_with_options(text, READ_ONLY, param_values=param_values)
         except Exception:
             if text is sql:
                 raise
             state.error = None
             self._rewrites[(ctx.namespace, sql)] = sql
-            return session.sql(sql, param_values=param_values)
+            return session.sql_with_options(sql, READ_ONLY, param_values=param_values)
 
     def _prefetch(self, state: RequestState, sql: str) -> None:
         """Read the tables ``sql`` names now, so DataFusion scans them as MemTables. A table
@@ -144,6 +152,12 @@ class QueryRunner:
         for prefix in ("DataFusion error: ", "Error during planning: ", "SQL error: ",
                        "Execution error: ", "Arrow error: "):
             message = message.replace(prefix, "")
+        refused = _REFUSED_PLAN.search(text)
+        if refused:
+            return UnsupportedError(
+                f"Only queries run here; DataFusion's {refused.group(2)} is not allowed",
+                hint="KalamDB's own statements (CREATE TABLE, INSERT, ...) are written at the "
+                     "start of the statement; files, views and settings are not reachable")
         missing = _TABLE_NOT_FOUND.search(text)
         if missing:
             name = missing.group(1)

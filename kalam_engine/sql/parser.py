@@ -20,7 +20,7 @@ from kalam_engine.errors import (
 )
 from kalam_engine.sql import statements as st
 from kalam_engine.sql import user_commands
-from kalam_engine.sql.tokens import TokenCursor
+from kalam_engine.sql.tokens import TokenCursor, tokenize
 
 QUERY_WORDS = {"SELECT", "WITH", "VALUES", "(", "EXPLAIN", "TABLE"}
 COLUMN_STOP_WORDS = {"NOT", "NULL", "DEFAULT", "PRIMARY", "AUTO_INCREMENT", "AUTO", "GENERATED",
@@ -28,18 +28,8 @@ COLUMN_STOP_WORDS = {"NOT", "NULL", "DEFAULT", "PRIMARY", "AUTO_INCREMENT", "AUT
 DEFAULT_ALIASES = {"CURRENT_TIMESTAMP": "NOW", "NOW": "NOW", "CURRENT_USER": "CURRENT_USER"}
 TABLE_TYPES = ("USER", "SHARED", "STREAM")
 _NUMBER = re.compile(r"^[+-]?\d+(\.\d+)?([eE][+-]?\d+)?$")
-_LEADING_COMMENTS = re.compile(r"(?:\s+|--[^\n]*|/\*.*?\*/)*", re.DOTALL)
 READ_ONLY_STATEMENTS = (st.QueryStatement, st.ShowNamespaces, st.ShowTables, st.ShowStats,
                         st.DescribeTable)
-
-
-def leading_word(sql: str) -> str:
-    """The statement's first word, upper-cased, after any comments (``(`` for a query in
-    parentheses)."""
-    head = sql[_LEADING_COMMENTS.match(sql).end():][:12].upper()  # type: ignore[union-attr]
-    if head.startswith("("):
-        return "("
-    return head.split(None, 1)[0] if head.split() else ""
 
 
 @functools.lru_cache(maxsize=1024)
@@ -47,10 +37,11 @@ def parse_statement(sql: str) -> object:
     """Parse one statement into a (frozen) dataclass of :mod:`kalam_engine.sql.statements`.
 
     Cached by text: notebooks and services repeat the same statements with new parameters."""
-    first = leading_word(sql)
+    tokens = tokenize(sql)  # the first word as DataFusion reads it: after comments, nested too
+    first = tokens[0].text.upper() if tokens else ""
     if first in QUERY_WORDS:
         return st.QueryStatement(sql, first)
-    cur = TokenCursor(sql)
+    cur = TokenCursor(sql, tokens)
     word = cur.peek_word()
     if word == "INSERT":
         return _parse_insert(cur)

@@ -1,25 +1,40 @@
-"""Tokens (from sqlglot's tokenizer) and a small cursor over them for KalamDB's commands."""
+"""The one reader of SQL text: tokens (sqlglot's tokenizer, set up to read text as DataFusion's
+parser does), the one statement splitter, and a small cursor for KalamDB's commands.
+
+Everything that looks at SQL text (the engine's classifier and command parser, the magics'
+splitter and ``:name`` binding) reads it through :func:`tokenize`, so that comments (nested
+ones included), quoted strings and identifiers, dollar-quoted strings and ``E'..'`` strings are
+seen the same way everywhere, and the same way DataFusion's parser (sqlparser-rs) sees them.
+"""
 
 from __future__ import annotations
 
 import re
 
+from sqlglot.dialects.postgres import Postgres
 from sqlglot.errors import TokenError
-from sqlglot.tokens import Token, Tokenizer, TokenType
+from sqlglot.tokens import Token, TokenType
 
 from kalam_engine.errors import InvalidSqlError
 
 MAX_SQL_LENGTH = 1 << 20  # 1 MiB, as KalamDB's MAX_SQL_QUERY_LENGTH
 
 
-_QUOTED = {TokenType.STRING, TokenType.IDENTIFIER, TokenType.NATIONAL_STRING}
+QUOTED_TOKENS = {TokenType.STRING, TokenType.IDENTIFIER, TokenType.NATIONAL_STRING,
+           TokenType.HEREDOC_STRING, TokenType.BYTE_STRING, TokenType.HEX_STRING,
+           TokenType.BIT_STRING}
 _WORD = re.compile(r"\S+")
 
 
-class _KalamTokenizer(Tokenizer):
+class _KalamTokenizer(Postgres.Tokenizer):
+    """sqlparser-rs (DataFusion's parser) reads nested ``/* */`` comments, ``$$..$$`` and
+    ``$tag$..$tag$`` strings, ``E'..'`` strings with backslash escapes and backtick identifiers;
+    PostgreSQL's tokenizer in sqlglot reads all of them the same way."""
+
     # sqlglot swallows the rest of SHOW/EXECUTE/... statements as one opaque command; we parse
     # those ourselves, so keep them as ordinary tokens.
     COMMANDS: set = set()
+    IDENTIFIERS = ['"', "`"]
 
 
 def tokenize(sql: str) -> list[Token]:
@@ -31,7 +46,7 @@ def tokenize(sql: str) -> list[Token]:
                               hint="check quotes and brackets are closed") from exc
     out: list[Token] = []
     for tok in raw:
-        if tok.token_type in _QUOTED or not any(c.isspace() for c in tok.text):
+        if tok.token_type in QUOTED_TOKENS or not any(c.isspace() for c in tok.text):
             out.append(tok)
             continue
         for m in _WORD.finditer(sql, tok.start, tok.end + 1):
@@ -48,27 +63,29 @@ def check_length(sql: str) -> None:
 
 
 def split_statements(sql: str) -> list[str]:
-    """Split a request into statements at top-level ``;`` (strings and comments respected)."""
+    """Split a request into statements at ``;`` outside brackets, strings and comments. A piece
+    runs from just after the previous ``;`` (its leading comments kept) to its last token;
+    pieces with no token are dropped. The engine and the magics both split with this."""
     check_length(sql)
-    stripped = sql.strip().rstrip(";").strip()
-    if ";" not in stripped:
-        return [stripped] if stripped else []
-    tokens = tokenize(sql)
     statements: list[str] = []
-    start: int | None = None
-    end = 0
-    for tok in tokens:
-        if tok.token_type is TokenType.SEMICOLON:
-            if start is not None:
-                statements.append(sql[start:end + 1])
-            start = None
+    start = 0  # just after the previous top-level ';'
+    end: int | None = None  # last token's end in the current piece
+    depth = 0
+    for tok in tokenize(sql):
+        kind = tok.token_type
+        if kind is TokenType.SEMICOLON and depth == 0:
+            if end is not None:
+                statements.append(sql[start:end + 1].strip())
+            start, end = tok.end + 1, None
             continue
-        if start is None:
-            start = _token_start(sql, tok)
+        if kind in (TokenType.L_PAREN, TokenType.L_BRACKET):
+            depth += 1
+        elif kind in (TokenType.R_PAREN, TokenType.R_BRACKET):
+            depth = max(0, depth - 1)
         end = tok.end
-    if start is not None:
-        statements.append(sql[start:end + 1])
-    return [s.strip() for s in statements if s.strip()]
+    if end is not None:
+        statements.append(sql[start:end + 1].strip())
+    return statements
 
 
 def _token_start(sql: str, tok: Token) -> int:
