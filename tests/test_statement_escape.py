@@ -226,3 +226,31 @@ def test_execute_as_takes_a_trailing_semicolon(setup) -> None:
     db, *_ = setup
     rows = db.execute("EXECUTE AS USER 'alice' (SELECT id FROM app.messages; )")
     assert rows.to_arrow().to_pylist() == [{"id": 1}, {"id": 2}]
+
+
+DML_ESCAPES = [
+    "UPDATE app.messages SET body = 'x' WHERE id = 3 UNION ALL SELECT 3, 'forged', 9",
+    "UPDATE app.messages SET body = 'x' WHERE false UNION ALL SELECT 1, 'forged', 9",
+    "DELETE FROM app.messages WHERE false UNION ALL SELECT 77, 'forged', 1",
+    "DELETE FROM app.messages WHERE false) UNION ALL (SELECT 77, 'forged', 1",
+    "UPDATE app.messages SET body = 'x' WHERE (id = 3)) UNION ALL ((SELECT 3, 'f', 9)",
+    "UPDATE app.messages SET body = 'x' UNION SELECT 'y' WHERE true",
+    "UPDATE app.messages SET score = 1 WHERE id = 3 ORDER BY id LIMIT 1",
+]
+
+
+def test_update_and_delete_pieces_stay_one_expression(setup) -> None:
+    """The WHERE text of UPDATE/DELETE cannot end the clause and add forged rows (which the
+    write would then store as new versions or tombstones of keys that do not exist)."""
+    db, *_ = setup
+    before = _rows(db, "SELECT id, body, score, _deleted FROM app.messages "
+                       "WHERE _deleted OR NOT _deleted", "mallory")
+    for sql in DML_ESCAPES:
+        with pytest.raises(KalamError):
+            db.execute(sql, user="mallory")
+    after = _rows(db, "SELECT id, body, score, _deleted FROM app.messages "
+                      "WHERE _deleted OR NOT _deleted", "mallory")
+    assert after == before
+    db.execute("UPDATE app.messages SET score = score + 1 WHERE id IN (SELECT 3) AND (true)",
+               user="mallory")
+    assert _rows(db, "SELECT score FROM app.messages", "mallory") == [{"score": 1}]

@@ -484,10 +484,7 @@ def _parse_update(cur: TokenCursor) -> st.UpdateStatement:
             raise InvalidSqlError("UPDATE requires a WHERE clause",
                                   hint="add WHERE ... (use WHERE true to update every row)")
         raise InvalidSqlError(f"Unexpected {cur.peek().text!r} in UPDATE")
-    where = cur.rest()
-    if not where:
-        raise InvalidSqlError("UPDATE requires a WHERE clause")
-    return st.UpdateStatement(table, tuple(assignments), where)
+    return st.UpdateStatement(table, tuple(assignments), _where_expression(cur, "UPDATE"))
 
 
 def _parse_delete(cur: TokenCursor) -> st.DeleteStatement:
@@ -499,7 +496,26 @@ def _parse_delete(cur: TokenCursor) -> st.DeleteStatement:
             raise InvalidSqlError("DELETE requires a WHERE clause",
                                   hint="add WHERE ... (use WHERE true to delete every row)")
         raise InvalidSqlError(f"Unexpected {cur.peek().text!r} in DELETE")
+    return st.DeleteStatement(table, _where_expression(cur, "DELETE"))
+
+
+def _where_expression(cur: TokenCursor, verb: str) -> str:
+    """The rest of the statement as one parenthesised expression. Its brackets must balance,
+    so the text cannot close the WHERE clause and go on as more query (``... WHERE false UNION
+    SELECT <forged row>``): inside the parentheses a UNION is a syntax error."""
+    start = cur.pos
+    depth = 0
+    for tok in cur.tokens[start:]:
+        if tok.token_type in (TokenType.L_PAREN, TokenType.L_BRACKET):
+            depth += 1
+        elif tok.token_type in (TokenType.R_PAREN, TokenType.R_BRACKET):
+            depth -= 1
+            if depth < 0:
+                break
+    if depth != 0:
+        raise InvalidSqlError(f"The brackets of the WHERE clause of {verb} do not balance",
+                              hint="close every '(' you open, and no more")
     where = cur.rest()
     if not where:
-        raise InvalidSqlError("DELETE requires a WHERE clause")
-    return st.DeleteStatement(table, where)
+        raise InvalidSqlError(f"{verb} requires a WHERE clause")
+    return f"({where})"

@@ -157,13 +157,13 @@ class InsertStatement:
 class UpdateStatement:
     table: TableRef
     assignments: tuple[tuple[str, str], ...]  # (column, expression text)
-    where_sql: str
+    where_sql: str  # one parenthesised expression (brackets balanced)
 
 
 @dataclass(frozen=True, slots=True)
 class DeleteStatement:
     table: TableRef
-    where_sql: str
+    where_sql: str  # one parenthesised expression (brackets balanced)
 
 
 @dataclass(frozen=True, slots=True)
