@@ -205,6 +205,51 @@ def test_writes_racing_drop_leave_nothing_behind(tmp_path):
         db.close()
 
 
+def test_writes_reading_other_tables_do_not_deadlock_with_their_ddl():
+    """Each statement holds only its target table's lock. With a one-entry schema cache every
+    read of another table rebuilds that table's provider (under the cache's lock) while DDL on
+    it holds its write lock and needs the cache next: the two must not wait on each other."""
+    db = kalam_engine.connect(":memory:", cache_capacity=1)
+    for name in ("a", "b"):
+        db.execute(f"CREATE SHARED TABLE {name} (id INT PRIMARY KEY, n INT)")
+        db.execute(f"INSERT INTO {name} VALUES (0, 0)")
+
+    def copy(target: str, source: str) -> Callable[[], None]:
+        def run() -> None:
+            for i in range(1, 30):
+                db.execute(f"INSERT INTO {target} (id, n) SELECT id + {i}, n FROM {source} "
+                           "WHERE id = 0")
+                db.execute(f"UPDATE {target} SET n = (SELECT count(*) FROM {source}) "
+                           "WHERE id = 0")
+        return run
+
+    def alter(name: str) -> Callable[[], None]:
+        def run() -> None:
+            for i in range(10):
+                db.execute(f"ALTER TABLE {name} ADD COLUMN c{i} INT")
+        return run
+
+    workers = [copy("a", "b"), copy("b", "a"), alter("a"), alter("b")]
+    outcome: list[BaseException | None] = []
+
+    def run_all() -> None:
+        try:
+            _run_threads(workers)
+        except BaseException as exc:  # handed to the test thread
+            outcome.append(exc)
+        else:
+            outcome.append(None)
+
+    runner = threading.Thread(target=run_all, daemon=True)
+    runner.start()
+    runner.join(timeout=120)  # a deadlock watchdog, not a speed check (this takes ~1 s)
+    assert outcome, "writers and DDL on two tables deadlocked"
+    if outcome[0] is not None:
+        raise outcome[0]
+    assert _rows(db, "SELECT count(*) AS n FROM a") == [{"n": 30}]
+    db.close()
+
+
 # --- randomized statements against a serial model ----------------------------------------------
 
 KEYS = 3
