@@ -160,6 +160,26 @@ def test_insert_arrow_racing_add_column_not_null_default_never_stores_null(db):
         assert all(r[f"c{i}"] == i + 7 for r in rows), f"NULL stored in c{i}"
 
 
+def test_concurrent_alters_keep_every_change(db):
+    """Each ALTER reads the definition under the table's lock: none works from a version
+    another ALTER already replaced (which would drop that ALTER's column)."""
+    db.execute("CREATE SHARED TABLE t (id INT PRIMARY KEY, n INT)")
+    db.execute("INSERT INTO t VALUES (1, 0)")
+
+    def add(prefix: str) -> Callable[[], None]:
+        def run() -> None:
+            for i in range(8):
+                db.execute(f"ALTER TABLE t ADD COLUMN {prefix}{i} INT NOT NULL DEFAULT {i}")
+        return run
+
+    _run_threads([add("a"), add("b")])
+    row = {k: v for k, v in _rows(db, "SELECT * FROM t")[0].items() if not k.startswith("_")}
+    assert row == {"id": 1, "n": 0, **{f"{p}{i}": i for p in "ab" for i in range(8)}}
+    version = db.execute("SELECT max(schema_version) AS v FROM system.schemas "
+                         "WHERE table_name = 't'").table.to_pylist()
+    assert version == [{"v": 17}]
+
+
 def _race_drop(db: kalam_engine.Engine) -> list[kalam_engine.KalamError]:
     """Two threads INSERT and flush while a third DROPs the table; the writers' errors."""
     done = threading.Event()

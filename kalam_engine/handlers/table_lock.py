@@ -7,10 +7,13 @@ DataFusion evaluation included), ``insert_arrow``, ALTER and DROP TABLE, flush a
 Statements on one table therefore run one after another, in the order of the ``_seq`` their rows
 get, and a statement always works with the schema version that is current while it runs.
 
-Reads take no write lock: a statement that reads other tables sees a snapshot of them, and only
-its target table's lock is held, so two statements never wait on each other in a cycle.
-DataFusion calls back into the catalog on the thread that runs the statement, so a statement's
-reads of its own target table re-enter the lock it holds.
+Deadlock freedom: reads take no write lock (a partition guards its state with a short leaf
+lock), so the rows a statement reads, of its target or of other tables (snapshots), never wait
+for another statement. DataFusion calls back into the catalog (``RequestSchema.table`` ->
+``provider.scan``) on the thread that runs the statement, so even a read that did take the lock
+would re-enter it. A statement holds only its target table's lock; the only lock it takes while
+holding it is the schema cache's (to look up or register the provider), and nothing takes a
+table's write lock while holding the cache's lock (``TableStore.bind`` takes none).
 """
 
 from __future__ import annotations
