@@ -27,7 +27,7 @@ from kalam_engine.errors import (
     NamespaceNotFoundError,
     UnsupportedError,
 )
-from kalam_engine.handlers import dml, introspection, namespaces, query, tables
+from kalam_engine.handlers import dml, introspection, namespaces, query, table_lock, tables
 from kalam_engine.handlers import storage as storage_handlers
 from kalam_engine.handlers import users as users_handlers
 from kalam_engine.providers.core import BaseTableProvider, TableProviderCore
@@ -222,7 +222,11 @@ class Engine:
         if isinstance(data, pa.RecordBatch):
             data = pa.Table.from_batches([data])
         table_id = self._parse_table_name(table, self.context(user))
-        provider = self.cache.get_provider(table_id)
+        with table_lock.writing(self, table_id) as provider:  # the version current under it
+            return self._insert_arrow(provider, data, user, user_column)
+
+    def _insert_arrow(self, provider: BaseTableProvider, data: pa.Table, user: str | None,
+                      user_column: str | None) -> int:
         if user_column is None:
             return provider.insert(self.context(user), data)
         if user_column not in data.column_names:
@@ -316,9 +320,10 @@ class Engine:
         self.runner.clear_plans()
 
     def drop_table_everywhere(self, table_id: TableId) -> None:
-        self.catalog.drop_table(table_id)
-        self.cache.retire(table_id, "the table was dropped")
-        self.storage.drop_table(table_id)
+        with table_lock.held(self, table_id):
+            self.catalog.drop_table(table_id)
+            self.cache.retire(table_id, "the table was dropped")
+            self.storage.drop_table(table_id)
         self.after_ddl()
 
     def backfill_column(self, old: TableDefinition, new: TableDefinition,

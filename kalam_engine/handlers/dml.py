@@ -1,14 +1,21 @@
 """INSERT / UPDATE / DELETE: DataFusion evaluates values and predicates over this request's rows;
-the table's provider validates and writes the new versions."""
+the table's provider validates and writes the new versions.
+
+Each statement runs under its target table's write lock (``table_lock.writing``), from reading
+the definition and evaluating the rows to writing them, against the provider current under that
+lock: concurrent writes to a table are serializable, and none writes with a replaced schema."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from kalam_engine.context import ExecutionContext, TableType
 from kalam_engine.errors import InvalidParameterError, PermissionDeniedError, UnsupportedError
+from kalam_engine.handlers.table_lock import writing
 from kalam_engine.result import Result
 from kalam_engine.sql import statements as st
 from kalam_engine.sql.values import literal_rows, values_table
@@ -22,14 +29,23 @@ def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _provider(engine: Engine, ref: st.TableRef, ctx: ExecutionContext) -> BaseTableProvider:
-    table_id = engine.table_id_for(ref, ctx)
-    provider = engine.cache.get_provider(table_id)
+def _check(provider: BaseTableProvider, ctx: ExecutionContext) -> BaseTableProvider:
     if provider.table_type is TableType.SYSTEM:
-        raise PermissionDeniedError(f"Cannot write system table '{table_id}'",
+        raise PermissionDeniedError(f"Cannot write system table '{provider.table_id}'",
                                     hint="system tables change only through SQL commands")
     provider.check_write(ctx)
     return provider
+
+
+@contextmanager
+def _target(engine: Engine, ref: st.TableRef, ctx: ExecutionContext
+            ) -> Iterator[BaseTableProvider]:
+    """The statement's target table, write lock held, checked for ``ctx`` (permission is
+    checked before waiting for the lock and again under it: an ALTER may have changed it)."""
+    table_id = engine.table_id_for(ref, ctx)
+    _check(engine.cache.get_provider(table_id), ctx)
+    with writing(engine, table_id) as provider:
+        yield _check(provider, ctx)
 
 
 def _keyed(provider: BaseTableProvider, verb: str) -> None:
@@ -41,7 +57,13 @@ def _keyed(provider: BaseTableProvider, verb: str) -> None:
 
 def insert(engine: Engine, stmt: st.InsertStatement, ctx: ExecutionContext,
            params: list[Any] | None) -> Result:
-    provider = _provider(engine, stmt.table, ctx)
+    with _target(engine, stmt.table, ctx) as provider:
+        count = _insert(engine, provider, stmt, ctx, params)
+    return Result("dml", message=f"Inserted {count} row(s)", row_count=count)
+
+
+def _insert(engine: Engine, provider: BaseTableProvider, stmt: st.InsertStatement,
+            ctx: ExecutionContext, params: list[Any] | None) -> int:
     names = provider.core.definition.user_column_names()
     if stmt.columns is not None:
         targets = [c.lower() for c in stmt.columns]
@@ -64,15 +86,22 @@ def insert(engine: Engine, stmt: st.InsertStatement, ctx: ExecutionContext,
     if values.num_columns != len(targets):
         raise InvalidParameterError(
             f"INSERT has {len(targets)} target column(s) but {values.num_columns} value(s) "
-            "per row", hint="give one value per column in the column list")
+            "per row", hint="give one value per column in the column list" if stmt.columns
+            else f"give one value per column of {provider.table_id} ({', '.join(names)}), "
+                 "or name the columns you give values for")
     batch = pa.Table.from_arrays(values.columns, names=targets)
-    count = provider.insert(ctx, batch)
-    return Result("dml", message=f"Inserted {count} row(s)", row_count=count)
+    return provider.insert(ctx, batch)
 
 
 def update(engine: Engine, stmt: st.UpdateStatement, ctx: ExecutionContext,
            params: list[Any] | None) -> Result:
-    provider = _provider(engine, stmt.table, ctx)
+    with _target(engine, stmt.table, ctx) as provider:
+        count = _update(engine, provider, stmt, ctx, params)
+    return Result("dml", message=f"Updated {count} row(s)", row_count=count)
+
+
+def _update(engine: Engine, provider: BaseTableProvider, stmt: st.UpdateStatement,
+            ctx: ExecutionContext, params: list[Any] | None) -> int:
     _keyed(provider, "UPDATE")
     definition = provider.core.definition
     names = definition.user_column_names()
@@ -93,17 +122,21 @@ def update(engine: Engine, stmt: st.UpdateStatement, ctx: ExecutionContext,
     table = f"{_q(provider.table_id.namespace)}.{_q(provider.table_id.name)}"
     sql = f"SELECT {select} FROM {table} WHERE {stmt.where_sql}"
     rows = engine.runner.run(ctx, sql, params, include_deleted=False)
-    count = provider.update(ctx, rows)
-    return Result("dml", message=f"Updated {count} row(s)", row_count=count)
+    return provider.update(ctx, rows)
 
 
 def delete(engine: Engine, stmt: st.DeleteStatement, ctx: ExecutionContext,
            params: list[Any] | None) -> Result:
-    provider = _provider(engine, stmt.table, ctx)
+    with _target(engine, stmt.table, ctx) as provider:
+        count = _delete(engine, provider, stmt, ctx, params)
+    return Result("dml", message=f"Deleted {count} row(s)", row_count=count)
+
+
+def _delete(engine: Engine, provider: BaseTableProvider, stmt: st.DeleteStatement,
+            ctx: ExecutionContext, params: list[Any] | None) -> int:
     _keyed(provider, "DELETE")
     names = provider.core.definition.user_column_names()
     table = f"{_q(provider.table_id.namespace)}.{_q(provider.table_id.name)}"
     sql = f"SELECT {', '.join(_q(n) for n in names)} FROM {table} WHERE {stmt.where_sql}"
     rows = engine.runner.run(ctx, sql, params, include_deleted=False)
-    count = provider.delete(ctx, rows)
-    return Result("dml", message=f"Deleted {count} row(s)", row_count=count)
+    return provider.delete(ctx, rows)

@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from kalam_engine.auth.permissions import require_role
 from kalam_engine.context import ExecutionContext, Role, TableId, TableType
-from kalam_engine.errors import NamespaceNotFoundError, UnsupportedError
+from kalam_engine.errors import NamespaceNotFoundError, TableNotFoundError, UnsupportedError
 from kalam_engine.result import Result
 from kalam_engine.sql import statements as st
 from kalam_engine.sql.names import validate_namespace
@@ -88,7 +88,10 @@ def storage_command(engine: Engine, stmt: st.StorageFlush | st.StorageCompact,
     for definition in engine.catalog.latest_tables():
         tid = definition.table_id
         if tid.namespace == ns and definition.table_type in (TableType.USER, TableType.SHARED):
-            done.append((tid, _run(engine, _store(engine, tid, verb), verb)))
+            try:
+                done.append((tid, _run(engine, _store(engine, tid, verb), verb)))
+            except TableNotFoundError:  # dropped since the list was read: nothing to do
+                continue
     completed = [o for _, o in done if o is not None and o.status == "completed"]
     message = (f"Storage {verb} completed for {len(completed)} of {len(done)} table(s) in "
                f"namespace '{ns}' ({sum(o.rows for o in completed)} row(s), "

@@ -21,6 +21,7 @@ from kalam_engine.errors import (
     InvalidSqlError,
     TableNotFoundError,
 )
+from kalam_engine.handlers.table_lock import held
 from kalam_engine.result import Result
 from kalam_engine.sql import statements as st
 from kalam_engine.sql.names import validate_column
@@ -203,6 +204,12 @@ def create_table(engine: Engine, stmt: st.CreateTable, ctx: ExecutionContext) ->
 def drop_table(engine: Engine, stmt: st.DropTable, ctx: ExecutionContext) -> Result:
     table_id = engine.table_id_for(stmt.table, ctx)
     permissions.check_not_system_namespace(table_id.namespace, "DROP TABLE")
+    with held(engine, table_id):  # running writes finish first; later ones find it dropped
+        return _drop_table(engine, stmt, ctx, table_id)
+
+
+def _drop_table(engine: Engine, stmt: st.DropTable, ctx: ExecutionContext,
+                table_id: TableId) -> Result:
     definition = engine.catalog.load_table(table_id)
     if definition is None:
         if stmt.if_exists:
@@ -247,6 +254,14 @@ def _validate_against_data(engine: Engine, old: TableDefinition,
 def alter_table(engine: Engine, stmt: st.AlterTable, ctx: ExecutionContext) -> Result:
     table_id = engine.table_id_for(stmt.table, ctx)
     permissions.check_not_system_namespace(table_id.namespace, "ALTER TABLE")
+    # Validation, backfill and the new provider happen with no write to the table in between;
+    # a write that waited gets the new provider.
+    with held(engine, table_id):
+        return _alter_table(engine, stmt, ctx, table_id)
+
+
+def _alter_table(engine: Engine, stmt: st.AlterTable, ctx: ExecutionContext,
+                 table_id: TableId) -> Result:
     old = engine.catalog.load_table(table_id)
     if old is None:
         raise TableNotFoundError(f"Table {table_id} does not exist",

@@ -240,10 +240,10 @@ class BaseTableProvider(ABC):
         self.check_write(ctx)
         if batch.num_rows == 0:
             return 0
-        rows = self._complete(ctx, batch, fill_defaults=True)
         scope = self.scope(ctx)
         pk = self.core.primary_key
         with self._store.write_lock:
+            rows = self._complete_live(ctx, batch, fill_defaults=True)
             if pk is not None:
                 keys = self._key_values(rows)
                 unique = set(keys)
@@ -256,6 +256,14 @@ class BaseTableProvider(ABC):
                 self._check_keys_free(scope, unique, pk)
             self._store.write(scope, self.core.schema_version, rows, "insert")
         return rows.num_rows
+
+    def _complete_live(self, ctx: ExecutionContext, batch: pa.Table, *, fill_defaults: bool,
+                       deleted: bool = False) -> pa.Table:
+        """``_complete`` under the table's write lock: a provider that an ALTER or DROP
+        retired (which happens under that lock) never writes, and the ``_seq`` the rows get
+        orders this write after every write committed before it."""
+        self._check_live()
+        return self._complete(ctx, batch, fill_defaults=fill_defaults, deleted=deleted)
 
     def _check_keys_free(self, scope: str, keys: set, pk: str) -> None:
         taken = self._store.taken_keys(scope, self.core.schema, keys)
@@ -270,8 +278,8 @@ class BaseTableProvider(ABC):
         self.check_write(ctx)
         if new_rows.num_rows == 0:
             return 0
-        rows = self._complete(ctx, new_rows, fill_defaults=False)
         with self._store.write_lock:
+            rows = self._complete_live(ctx, new_rows, fill_defaults=False)
             self._store.write(self.scope(ctx), self.core.schema_version, rows, "update")
         return rows.num_rows
 
@@ -281,7 +289,7 @@ class BaseTableProvider(ABC):
         self.check_write(ctx)
         if old_rows.num_rows == 0:
             return 0
-        rows = self._complete(ctx, old_rows, fill_defaults=False, deleted=True)
         with self._store.write_lock:
+            rows = self._complete_live(ctx, old_rows, fill_defaults=False, deleted=True)
             self._store.write(self.scope(ctx), self.core.schema_version, rows, "delete")
         return rows.num_rows

@@ -1,6 +1,7 @@
 """Flush (hot rows → a Parquet segment) and compaction (a partition's segments → one).
 
-Both run under the table's write lock. The segment file is written and renamed first; then one
+Both run under the table's write lock (and refuse a table that DROP TABLE took meanwhile).
+The segment file is written and renamed first; then one
 SQLite transaction adds its manifest row and removes what it replaces (the scope's hot-log rows,
 or the compacted segments). A crash before that commit leaves only a file that no manifest
 names, which the next open deletes; a crash after it leaves a complete new state.
@@ -63,6 +64,7 @@ class Flusher:
         job = Job(FLUSH_PREFIX, {"table": str(store.table_id), "trigger": trigger})
         rows = segments = 0
         with store.write_lock:
+            store.check_not_dropped()  # its rows, log and files are gone: nothing to flush
             try:
                 for scope in store.scopes() if scopes is None else scopes:
                     written = self._flush_scope(store, scope)
@@ -99,6 +101,7 @@ class Flusher:
         job = Job(COMPACT_PREFIX, {"table": str(store.table_id)})
         rows = segments = replaced = 0
         with store.write_lock:
+            store.check_not_dropped()
             try:
                 for scope in store.scopes():
                     done = self._compact_scope(store, scope)

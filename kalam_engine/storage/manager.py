@@ -69,7 +69,10 @@ class StorageManager:
     def drop_table(self, table_id: TableId) -> None:
         """Forget a table's rows: hot log, manifest and segment files."""
         with self._lock:
-            self._stores.pop(table_id, None)
+            store = self._stores.pop(table_id, None)
+        if store is not None:
+            with store.write_lock:  # a write or flush that waited for it now finds it dropped
+                store.dropped = True
         with self.db.transaction() as conn:
             conn.execute("DELETE FROM hot_log WHERE table_key = ?", (table_id.key,))
             Manifest.remove_table(conn, table_id.key)

@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 
 from kalam_engine.catalog.definitions import SEQ_COLUMN, TableDefinition
 from kalam_engine.context import TableId, TableType
+from kalam_engine.errors import TableNotFoundError
 from kalam_engine.storage.hot_log import HotLog
 from kalam_engine.storage.partition import Partition, SegmentReader
 
@@ -25,7 +26,7 @@ AfterWrite = Callable[["TableStore", str], None]
 
 class TableStore:
     __slots__ = ("_after_write", "_listeners", "_log", "_partitions", "_reader", "definition",
-                 "key_column", "schema", "table_id", "table_type", "write_lock")
+                 "dropped", "key_column", "schema", "table_id", "table_type", "write_lock")
 
     def __init__(self, definition: TableDefinition, key_column: str, log: HotLog,
                  reader: SegmentReader | None = None, after_write: AfterWrite | None = None,
@@ -40,16 +41,30 @@ class TableStore:
         self._after_write = after_write
         self._partitions: dict[str, Partition] = {}
         self._listeners: list[WriteListener] = []
-        # Held across check-then-write so that primary-key checks and the write are one step;
-        # flush and compaction hold it too.
+        # Serializes everything that changes the table: write statements hold it from reading
+        # the rows they change until their write is logged (see handlers.table_lock), ALTER and
+        # DROP TABLE, flush and compaction hold it too. Re-entrant: a statement's own steps
+        # (primary-key check, write, policy flush) take it again.
         self.write_lock = threading.RLock()
+        self.dropped = False  # set under write_lock by DROP TABLE; nothing writes after it
 
     def bind(self, definition: TableDefinition) -> None:
-        """Follow the table's newest schema version (flush writes segments in it)."""
-        if definition.schema_version >= self.definition.schema_version:
-            with self.write_lock:
-                self.definition = definition
-                self.schema = definition.arrow_schema()
+        """Follow the table's newest schema version (flush writes segments in it).
+
+        Takes no lock: a newer version is only ever saved by an ALTER holding ``write_lock``
+        (which is the thread that binds it, or a cache loader that then only repeats it); taking
+        the lock here could wait on that ALTER while holding the schema cache's lock, which the
+        ALTER needs next."""
+        if definition.schema_version > self.definition.schema_version:
+            self.schema = definition.arrow_schema()
+            self.definition = definition
+
+    def check_not_dropped(self) -> None:
+        """Raise TableNotFoundError once DROP TABLE took this table (call under write_lock)."""
+        if self.dropped:
+            raise TableNotFoundError(
+                f"Table {self.table_id} was dropped",
+                hint="a DROP TABLE ran first; CREATE TABLE it again to write to it")
 
     def partition(self, scope: str) -> Partition:
         part = self._partitions.get(scope)
@@ -92,6 +107,7 @@ class TableStore:
         if rows.num_rows == 0:
             return
         with self.write_lock:
+            self.check_not_dropped()
             max_seq = pc.max(rows[SEQ_COLUMN]).as_py()
             self._log.append(self.table_id.key, scope, schema_version, max_seq, rows)
             self.partition(scope).apply(rows, versions=kind != "insert", max_seq=max_seq)
