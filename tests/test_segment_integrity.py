@@ -96,7 +96,7 @@ def test_segment_copied_over_another_users_is_refused(tmp_path: Path) -> None:
     expected = make_table(path)
     shutil.copy(segment(path, "alice", 0), segment(path, "bob", 0))
     with kalam_engine.connect(path) as db:
-        with pytest.raises(CorruptDataError, match="bob/batch-0.parquet"):
+        with pytest.raises(CorruptDataError, match=r"bob/batch-0\.parquet"):
             read(db, "bob")
         assert read(db, "alice") == expected["alice"]
 
@@ -113,9 +113,9 @@ def test_checksum_is_bound_to_the_segments_place(tmp_path: Path) -> None:
         conn.execute("UPDATE segments SET size_bytes = ?, checksum = ? WHERE path = ?",
                      (size, checksum, "storage/app/t/bob/batch-0.parquet"))
     shutil.copy(segment(path, "alice", 0), segment(path, "bob", 0))
-    with kalam_engine.connect(path) as db:
-        with pytest.raises(CorruptDataError, match="bob/batch-0.parquet"):
-            read(db, "bob")
+    with kalam_engine.connect(path) as db, pytest.raises(CorruptDataError,
+                                                        match=r"bob/batch-0\.parquet"):
+        read(db, "bob")
     from kalam_engine.storage.checksums import segment_checksum
 
     data = b"same bytes"
@@ -128,10 +128,10 @@ def test_missing_segment_is_a_coded_error_naming_it(tmp_path: Path) -> None:
     expected = make_table(path)
     segment(path, "bob", 1).unlink()
     with kalam_engine.connect(path) as db:
-        with pytest.raises(MissingFileError, match="bob/batch-1.parquet") as exc:
+        with pytest.raises(MissingFileError, match=r"bob/batch-1\.parquet") as exc:
             db.execute("INSERT INTO app.t VALUES (1075, 'dup', 0)", user="bob")
         assert exc.value.code == "MISSING_FILE"
-        with pytest.raises(MissingFileError, match="bob/batch-1.parquet"):
+        with pytest.raises(MissingFileError, match=r"bob/batch-1\.parquet"):
             read(db, "bob")
         assert read(db, "alice") == expected["alice"]
     # The recovery command can forget the lost segment; bob keeps the rows of the other one.
@@ -157,6 +157,6 @@ def test_manifest_without_checksums_still_opens_and_checks_size(tmp_path: Path) 
     target = segment(path, "alice", 1)
     target.write_bytes(target.read_bytes()[:-10])
     with kalam_engine.connect(path) as db:
-        with pytest.raises(CorruptDataError, match="alice/batch-1.parquet"):
+        with pytest.raises(CorruptDataError, match=r"alice/batch-1\.parquet"):
             read(db, "alice")
         assert read(db, "bob") == expected["bob"]

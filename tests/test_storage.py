@@ -352,7 +352,7 @@ def test_recovery_undoes_a_half_done_flush_and_removes_stray_files(data_dir: Pat
     shutil.copy(base / "batch-0.parquet", data_dir / "storage/app/gone/bob/batch-0.parquet")
     # The half-done flush is recorded in the catalog, so it is undone; the stray file is not: it
     # is never deleted on a guess. Opening refuses until the recovery command moves it aside.
-    with pytest.raises(CorruptDataError, match="storage/app/gone/bob/batch-0.parquet"):
+    with pytest.raises(CorruptDataError, match=r"storage/app/gone/bob/batch-0\.parquet"):
         open_db(data_dir)
     assert (data_dir / "storage/app/gone/bob/batch-0.parquet").exists()
     report = recover(data_dir)

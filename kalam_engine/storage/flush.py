@@ -25,7 +25,7 @@ from kalam_engine.storage.jobs import COMPACT_PREFIX, FLUSH_PREFIX, Job, record_
 from kalam_engine.storage.manifest import Manifest, Segment, new_segment
 from kalam_engine.storage.partition import hide_tombstones
 from kalam_engine.storage.pending import DELETE, WRITE, PendingFiles
-from kalam_engine.storage.segment_files import SegmentFiles
+from kalam_engine.storage.segment_files import TMP_SUFFIX, SegmentFiles
 from kalam_engine.storage.sqlite_db import SqliteDatabase
 from kalam_engine.storage.table_store import TableStore
 
@@ -154,7 +154,13 @@ class Flusher:
             batch_no += 1
             path = self._files.relative_path(store.table_id, scope, batch_no)
         PendingFiles.mark_now(self._db, [path], WRITE)
-        size, checksum = self._files.write(key, scope, path, rows)
+        try:
+            size, checksum = self._files.write(key, scope, path, rows)
+        except BaseException:
+            self._files.delete(path + TMP_SUFFIX)
+            self._files.delete(path)
+            PendingFiles.clear_now(self._db, [path])
+            raise
         return new_segment(key, scope, batch_no, path, _bounds(rows[SEQ_COLUMN]),
                            _bounds(rows[store.key_column]), rows.num_rows, size,
                            store.definition.schema_version, checksum)
