@@ -22,7 +22,6 @@ from kalam_engine.catalog.definitions import ColumnDefinition, TableDefinition
 from kalam_engine.catalog.store import CatalogStore
 from kalam_engine.context import ROOT_USER, ExecutionContext, Role, TableId, TableType
 from kalam_engine.errors import (
-    CorruptDataError,
     EngineClosedError,
     InvalidParameterError,
     KalamError,
@@ -50,7 +49,7 @@ from kalam_engine.sql.names import validate_name, validate_namespace, validate_u
 from kalam_engine.sql.parser import parse_statement
 from kalam_engine.sql.tokens import split_statements
 from kalam_engine.sql.user_commands import AlterUser, CreateUser, DropUser, ExecuteAsUser
-from kalam_engine.storage.catalog_file import open_catalog
+from kalam_engine.storage.catalog_file import catalog_error, open_catalog
 from kalam_engine.storage.manager import StorageManager
 from kalam_engine.storage.sqlite_db import DURABILITY_LEVELS
 
@@ -418,10 +417,8 @@ def connect(path: str | os.PathLike[str] = ":memory:", **options: Any) -> Engine
         return Engine(path, **options)
     except KalamError:
         raise
-    except sqlite3.DatabaseError as exc:  # a page of kalam.sqlite read while opening is damaged
-        raise CorruptDataError(f"The catalog in {path} is damaged: {exc}",
-                               hint="restore kalam.sqlite from a backup, or run `python -m "
-                                    f"kalam_engine.recover {path}`") from None
+    except sqlite3.DatabaseError as exc:  # e.g. a damaged page of kalam.sqlite read on open
+        raise catalog_error(Path(path) / CATALOG_FILE, exc) from None
     except TypeError as exc:
         raise InvalidParameterError(f"Bad connect() option: {exc}") from None
 

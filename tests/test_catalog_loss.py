@@ -184,3 +184,15 @@ def test_recover_rejects_a_path_that_is_not_a_directory(tmp_path: Path) -> None:
                          capture_output=True, text=True)
     assert out.returncode == 1 and "not a directory" in out.stderr
     assert issubclass(CorruptDataError, KalamError)
+
+
+def test_damaged_pages_inside_the_catalog_are_a_coded_error(tmp_path: Path) -> None:
+    path = tmp_path / "data"
+    make_db(path)
+    catalog = path / CATALOG
+    data = bytearray(catalog.read_bytes())
+    page = int.from_bytes(data[16:18], "big")
+    data[page:] = b"\xa5" * (len(data) - page)  # every page but the first (the schema)
+    catalog.write_bytes(bytes(data))
+    error = refused(path)
+    assert "damaged" in str(error)

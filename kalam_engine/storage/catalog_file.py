@@ -8,7 +8,7 @@ import os
 import sqlite3
 from pathlib import Path
 
-from kalam_engine.errors import CorruptDataError
+from kalam_engine.errors import CorruptDataError, StorageError
 from kalam_engine.storage.segment_files import (
     RECOVER_COMMAND,
     SEGMENT_SUFFIX,
@@ -18,6 +18,7 @@ from kalam_engine.storage.segment_files import (
 from kalam_engine.storage.sqlite_db import SqliteDatabase
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
+SQLITE_DAMAGE_CODES = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB (primary result codes)
 WAL_SUFFIXES = ("-wal", "-shm")
 
 
@@ -79,8 +80,19 @@ def open_catalog(path: Path | None, durability: str) -> SqliteDatabase:
     try:
         db = SqliteDatabase(path, durability)
     except sqlite3.DatabaseError as exc:
-        raise corrupt_catalog_error(path, str(exc)) from None
+        raise catalog_error(path, exc) from None
     return db
+
+
+def catalog_error(path: Path, exc: sqlite3.DatabaseError) -> StorageError:
+    """The coded error for a SQLite failure while opening: CorruptDataError when SQLite reports
+    damage (by result code), StorageError otherwise (locked, I/O error, no permission)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None and code & 0xFF in SQLITE_DAMAGE_CODES:
+        return corrupt_catalog_error(path, str(exc))
+    return StorageError(f"Cannot open the catalog {path}: {exc}",
+                        hint="check the file's permissions, the disk, and that no other "
+                             "program holds it")
 
 
 def corrupt_catalog_error(path: Path, problem: str) -> CorruptDataError:
