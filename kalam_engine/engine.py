@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -48,8 +49,9 @@ from kalam_engine.sql.names import validate_name, validate_namespace, validate_u
 from kalam_engine.sql.parser import parse_statement
 from kalam_engine.sql.tokens import split_statements
 from kalam_engine.sql.user_commands import AlterUser, CreateUser, DropUser, ExecuteAsUser
+from kalam_engine.storage.catalog_file import catalog_error, open_catalog
 from kalam_engine.storage.manager import StorageManager
-from kalam_engine.storage.sqlite_db import DURABILITY_LEVELS, SqliteDatabase
+from kalam_engine.storage.sqlite_db import DURABILITY_LEVELS
 
 DEFAULT_NAMESPACE = "default"
 CATALOG_FILE = "kalam.sqlite"
@@ -72,7 +74,7 @@ class Engine:
         self.path: Path | None = None if str(path) == ":memory:" else Path(path)
         if self.path is not None:
             self.path.mkdir(parents=True, exist_ok=True)
-        self._db = SqliteDatabase(self.path / CATALOG_FILE if self.path else None, durability)
+        self._db = open_catalog(self.path / CATALOG_FILE if self.path else None, durability)
         self.catalog = CatalogStore(self._db)
         self.storage = StorageManager(self._db, self.path)
         self._system = self._system_tables()
@@ -328,13 +330,16 @@ class Engine:
 
     def backfill_column(self, old: TableDefinition, new: TableDefinition,
                         column: ColumnDefinition) -> None:
-        """Give existing rows a new NOT NULL column's DEFAULT, as new versions."""
+        """Give existing rows a new NOT NULL column's DEFAULT, as new versions, and save ``new``
+        in the same SQLite transaction: a crash leaves the old table or the new one, never
+        backfilled rows without their column (they would reappear in a later column)."""
         store = self.storage.existing_store(old.table_id)
         if store is None or column.default is None:
+            self.catalog.save_table(new)
             return
-        store.bind(new)  # a flush the backfill triggers must keep the new column
         provider = _PROVIDER_CLASSES[new.table_type](
             TableProviderCore.from_definition(new), store, self.storage.seq)
+        batches = []
         for scope in store.scopes():
             rows = store.read(scope, old.arrow_schema())
             if rows.num_rows == 0:
@@ -342,8 +347,13 @@ class Engine:
             rows = rows.drop_columns(["_seq", "_deleted"])
             rows = rows.append_column(column.name, pa.array([column.default.value] * len(rows)))
             ctx = ExecutionContext(scope or ROOT_USER, Role.SYSTEM)
-            complete = provider._complete(ctx, rows, fill_defaults=False)
-            store.write(scope, new.schema_version, complete, "update")
+            batches.append((scope, provider._complete(ctx, rows, fill_defaults=False)))
+
+        def save() -> None:
+            self.catalog.save_table(new)
+            store.bind(new)  # a flush the backfill triggers must keep the new column
+
+        store.write_batches(batches, new.schema_version, "update", save)
 
     # --- cache plumbing
     def _namespace_names(self) -> list[str]:
@@ -412,6 +422,8 @@ def connect(path: str | os.PathLike[str] = ":memory:", **options: Any) -> Engine
         return Engine(path, **options)
     except KalamError:
         raise
+    except sqlite3.DatabaseError as exc:  # e.g. a damaged page of kalam.sqlite read on open
+        raise catalog_error(Path(path) / CATALOG_FILE, exc) from None
     except TypeError as exc:
         raise InvalidParameterError(f"Bad connect() option: {exc}") from None
 

@@ -13,7 +13,8 @@ import pytest
 
 import kalam_engine
 from kalam_engine.context import TableId
-from kalam_engine.errors import KalamError
+from kalam_engine.errors import CorruptDataError, KalamError
+from kalam_engine.recover import recover
 
 ALL_TYPES = (
     "id INT PRIMARY KEY, b BOOLEAN, s SMALLINT, i INT, big BIGINT, f FLOAT, d DOUBLE, "
@@ -349,6 +350,14 @@ def test_recovery_undoes_a_half_done_flush_and_removes_stray_files(data_dir: Pat
     shutil.copy(base / "batch-0.parquet", base / "batch-7.parquet.tmp")
     (data_dir / "storage/app/gone/bob").mkdir(parents=True)
     shutil.copy(base / "batch-0.parquet", data_dir / "storage/app/gone/bob/batch-0.parquet")
+    # The half-done flush is recorded in the catalog, so it is undone; the stray file is not: it
+    # is never deleted on a guess. Opening refuses until the recovery command moves it aside.
+    with pytest.raises(CorruptDataError, match=r"storage/app/gone/bob/batch-0\.parquet"):
+        open_db(data_dir)
+    assert (data_dir / "storage/app/gone/bob/batch-0.parquet").exists()
+    report = recover(data_dir)
+    assert report.moved == ["storage/app/gone/bob/batch-0.parquet"]
+    assert (report.quarantine / "storage/app/gone/bob/batch-0.parquet").exists()
     with open_db(data_dir) as db:
         assert segment_files(data_dir) == ["storage/app/msgs/alice/batch-0.parquet"]
         assert not (data_dir / "storage/app/gone").exists()

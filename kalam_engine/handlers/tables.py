@@ -342,8 +342,9 @@ def _alter_table(engine: Engine, stmt: st.AlterTable, ctx: ExecutionContext,
         _validate_against_data(engine, old, new)
     if isinstance(action, st.AddColumn) and not cols[-1].nullable and _rows_exist(
             engine, table_id):
-        engine.backfill_column(old, new, cols[-1])
-    engine.catalog.save_table(new)
+        engine.backfill_column(old, new, cols[-1])  # saves ``new`` in its transaction
+    else:
+        engine.catalog.save_table(new)
     engine.cache.register(new)
     engine.after_ddl()
     return Result("ddl", message=f"Table {table_id} altered: {what} "

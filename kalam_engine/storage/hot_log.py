@@ -6,6 +6,7 @@ in-memory partitions; a flush removes the entries it moved to Parquet.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Iterator
 
@@ -36,6 +37,12 @@ class HotLog:
 
     def __init__(self, db: SqliteDatabase) -> None:
         self._db = db
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One transaction around several appends (and catalog changes made inside it)."""
+        with self._db.transaction() as conn:
+            yield conn
 
     def append(self, table_key: str, scope: str, schema_version: int, max_seq: int,
                rows: pa.Table) -> int:

@@ -20,7 +20,8 @@ from kalam_engine.storage.eviction import (
 from kalam_engine.storage.flush import Flusher, StorageJobOutcome
 from kalam_engine.storage.hot_log import HotLog
 from kalam_engine.storage.manifest import Manifest, Segment
-from kalam_engine.storage.recovery import forget_dropped_tables, remove_unnamed_files
+from kalam_engine.storage.pending import DELETE, PendingFiles
+from kalam_engine.storage.recovery import forget_dropped_tables, settle_files
 from kalam_engine.storage.segment_files import SegmentFiles
 from kalam_engine.storage.sqlite_db import SqliteDatabase
 from kalam_engine.storage.table_store import TableStore, WriteListener
@@ -33,6 +34,7 @@ class StorageManager:
         self.db = db
         self.log = HotLog(db)
         self.manifest = Manifest(db)
+        self.pending = PendingFiles(db)
         self.seq = SnowflakeGenerator()
         self.files = SegmentFiles(data_dir) if data_dir is not None else None
         # None in a :memory: database: there is no directory to flush to.
@@ -75,16 +77,19 @@ class StorageManager:
                 store.dropped = True
         with self.db.transaction() as conn:
             conn.execute("DELETE FROM hot_log WHERE table_key = ?", (table_id.key,))
-            Manifest.remove_table(conn, table_id.key)
+            paths = Manifest.remove_table(conn, table_id.key)
+            if self.files is not None:
+                PendingFiles.mark(conn, paths, DELETE)
         if self.files is not None:
             self.files.delete_table(table_id)
+            PendingFiles.clear_now(self.db, paths)
 
     # --- open and close
     def replay(self, definitions: dict[str, TableDefinition]) -> None:
         """On open: recover, make segments known, load the hot log, evict expired stream rows."""
         forget_dropped_tables(self.db, self.manifest, self.log.table_keys(), set(definitions))
         if self.files is not None:
-            removed = remove_unnamed_files(self.files, self.manifest)
+            removed = settle_files(self.db, self.files, self.manifest, self.pending)
             if removed:
                 log.warning("recovery removed %d unfinished segment file(s)", removed)
         self.seq.observe(max(self.log.max_seq(), self.manifest.max_seq()))
@@ -153,7 +158,7 @@ class StorageManager:
     # --- figures
     def _read_segment(self, segment: Segment, fields: pa.Schema | None = None) -> pa.Table:
         assert self.files is not None
-        return self.files.read(segment.path, fields)
+        return self.files.read(segment, fields)
 
     def data_sizes(self) -> dict[str, int]:
         rows = hot = 0

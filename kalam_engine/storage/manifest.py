@@ -2,7 +2,9 @@
 
 A segment exists for readers exactly when its row exists: flush and compaction change the rows
 in the same transaction that removes what the segment replaces. Paths are relative to the data
-directory so that a database directory can be moved.
+directory so that a database directory can be moved. Each row records the file's size and a
+checksum bound to the segment's identity (see ``checksums``); rows written before checksums
+existed have ``checksum`` NULL and are checked by size only.
 """
 
 from __future__ import annotations
@@ -19,11 +21,11 @@ CREATE TABLE IF NOT EXISTS segments (
     table_key TEXT NOT NULL, scope TEXT NOT NULL, batch_no INTEGER NOT NULL, path TEXT NOT NULL,
     min_seq INTEGER NOT NULL, max_seq INTEGER NOT NULL, min_pk, max_pk,
     row_count INTEGER NOT NULL, size_bytes INTEGER NOT NULL, schema_version INTEGER NOT NULL,
-    created_at REAL NOT NULL, PRIMARY KEY (table_key, scope, batch_no));
+    created_at REAL NOT NULL, checksum TEXT, PRIMARY KEY (table_key, scope, batch_no));
 CREATE UNIQUE INDEX IF NOT EXISTS segments_path ON segments (path);
 """
 _COLUMNS = ("table_key", "scope", "batch_no", "path", "min_seq", "max_seq", "min_pk", "max_pk",
-            "row_count", "size_bytes", "schema_version", "created_at")
+            "row_count", "size_bytes", "schema_version", "created_at", "checksum")
 # Primary-key bounds are kept only for types SQLite compares like Python does.
 _PK_TYPES = (int, str, bytes)
 
@@ -42,6 +44,7 @@ class Segment:
     size_bytes: int
     schema_version: int
     created_at: float
+    checksum: str | None = None  # None: written before checksums were recorded
 
     def may_hold(self, key: Any) -> bool:
         """False when the manifest bounds prove ``key`` is not in this segment."""
@@ -56,10 +59,10 @@ def pk_bound(value: Any) -> Any:
 
 def new_segment(table_key: str, scope: str, batch_no: int, path: str, seq_range: tuple[int, int],
                 pk_range: tuple[Any, Any], row_count: int, size_bytes: int,
-                schema_version: int) -> Segment:
+                schema_version: int, checksum: str | None = None) -> Segment:
     return Segment(table_key, scope, batch_no, path, seq_range[0], seq_range[1],
                    pk_bound(pk_range[0]), pk_bound(pk_range[1]), row_count, size_bytes,
-                   schema_version, time.time())
+                   schema_version, time.time(), checksum)
 
 
 class Manifest:
@@ -73,6 +76,9 @@ class Manifest:
             for statement in MANIFEST_SCHEMA.strip().split(";"):
                 if statement.strip():
                     conn.execute(statement)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(segments)")}
+            if "checksum" not in columns:  # a directory written before checksums existed
+                conn.execute("ALTER TABLE segments ADD COLUMN checksum TEXT")
 
     def segments(self, table_key: str | None = None) -> list[Segment]:
         sql = f"SELECT {', '.join(_COLUMNS)} FROM segments"
@@ -112,5 +118,9 @@ class Manifest:
         conn.executemany("DELETE FROM segments WHERE path = ?", [(s.path,) for s in segments])
 
     @staticmethod
-    def remove_table(conn: sqlite3.Connection, table_key: str) -> None:
+    def remove_table(conn: sqlite3.Connection, table_key: str) -> list[str]:
+        """Remove a table's rows; return the paths they named."""
+        paths = [r[0] for r in conn.execute("SELECT path FROM segments WHERE table_key = ?",
+                                            (table_key,))]
         conn.execute("DELETE FROM segments WHERE table_key = ?", (table_key,))
+        return paths

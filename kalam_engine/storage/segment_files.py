@@ -1,7 +1,8 @@
 """Parquet segment files under ``<data_dir>/storage``: naming, atomic writes, reads, cleanup.
 
 A segment is written to ``batch-N.parquet.tmp``, fsynced, renamed to ``batch-N.parquet`` and the
-directory fsynced; only then may the manifest name it.
+directory fsynced; only then may the manifest name it. Every read checks the file against its
+manifest row (size, and the checksum when recorded) before Parquet decodes a byte of it.
 """
 
 from __future__ import annotations
@@ -16,10 +17,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from kalam_engine.context import TableId
+from kalam_engine.errors import CorruptDataError, MissingFileError, StorageError
+from kalam_engine.storage.checksums import segment_checksum
 from kalam_engine.storage.conform import column_key
+from kalam_engine.storage.manifest import Segment
 
 STORAGE_DIR = "storage"
+SEGMENT_SUFFIX = ".parquet"
 TMP_SUFFIX = ".tmp"
+RECOVER_COMMAND = "python -m kalam_engine.recover"
 
 
 def _fsync_dir(path: Path) -> None:
@@ -46,29 +52,73 @@ class SegmentFiles:
             parts.append(scope)
         return "/".join([*parts, f"batch-{batch_no}.parquet"])
 
-    def write(self, relative: str, rows: pa.Table) -> int:
-        """Write ``rows`` durably at ``relative``; return the file size in bytes."""
+    def write(self, table_key: str, scope: str, relative: str,
+              rows: pa.Table) -> tuple[int, str]:
+        """Write ``rows`` durably at ``relative``; return the file's size and checksum."""
         final = self.root / relative
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = final.with_name(final.name + TMP_SUFFIX)
+        sink = pa.BufferOutputStream()
+        pq.write_table(rows, sink, compression="zstd", write_statistics=True)
+        data = sink.getvalue()
+        checksum = segment_checksum(table_key, scope, relative, memoryview(data))
         with open(tmp, "wb") as fh:
-            pq.write_table(rows, fh, compression="zstd", write_statistics=True)
+            fh.write(memoryview(data))
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, final)
         _fsync_dir(final.parent)
-        return final.stat().st_size
+        return data.size, checksum
 
-    def read(self, relative: str, fields: pa.Schema | None = None) -> pa.Table:
-        """The segment at ``relative``; with ``fields``, only the columns that hold them (matched
-        by column id, so a renamed column is found; a column the file lacks is left out)."""
-        path = self.root / relative
-        columns = None
-        if fields is not None:
-            wanted = {column_key(f) for f in fields}
-            columns = [f.name for f in pq.read_schema(path) if column_key(f) in wanted]
+    def read(self, segment: Segment, fields: pa.Schema | None = None) -> pa.Table:
+        """The segment's rows; with ``fields``, only the columns that hold them (matched by
+        column id, so a renamed column is found; a column the file lacks is left out).
+
+        Raises MissingFileError when the file is gone and CorruptDataError when it does not
+        match its manifest row or cannot be decoded."""
+        relative = segment.path
+        data = self.verified_bytes(segment)
         self.reads[relative] += 1
-        return pq.read_table(path, columns=columns, use_threads=False)
+        try:
+            columns = None
+            if fields is not None:
+                wanted = {column_key(f) for f in fields}
+                columns = [f.name for f in pq.read_schema(pa.BufferReader(data))
+                           if column_key(f) in wanted]
+            return pq.read_table(pa.BufferReader(data), columns=columns, use_threads=False)
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            raise self._corrupt(segment, f"Parquet cannot decode it ({exc})") from None
+
+    def verified_bytes(self, segment: Segment) -> pa.Buffer:
+        """The file's bytes, checked against the manifest's size and checksum."""
+        path = self.root / segment.path
+        try:
+            with open(path, "rb") as fh:
+                data = pa.py_buffer(fh.read())
+        except FileNotFoundError:
+            raise MissingFileError(
+                f"Segment file {path} of table {segment.table_key} is missing",
+                hint=f"restore it from a backup, or run `{RECOVER_COMMAND} {self.root} "
+                     "--drop-damaged` to forget the rows it held") from None
+        except OSError as exc:
+            raise StorageError(f"Cannot read segment file {path}: {exc}",
+                               hint="check the file's permissions and the disk") from None
+        if data.size != segment.size_bytes:
+            raise self._corrupt(segment, f"it has {data.size} bytes, the manifest recorded "
+                                         f"{segment.size_bytes}")
+        if segment.checksum is not None and segment_checksum(
+                segment.table_key, segment.scope, segment.path,
+                memoryview(data)) != segment.checksum:
+            raise self._corrupt(segment, "its checksum does not match the manifest (changed "
+                                         "bytes, or a file copied from another place)")
+        return data
+
+    def _corrupt(self, segment: Segment, why: str) -> CorruptDataError:
+        return CorruptDataError(
+            f"Segment file {self.root / segment.path} of table {segment.table_key} is corrupt: "
+            f"{why}",
+            hint=f"restore it from a backup, or run `{RECOVER_COMMAND} {self.root} "
+                 "--drop-damaged` to move it to quarantine and forget the rows it held")
 
     def delete(self, relative: str) -> None:
         (self.root / relative).unlink(missing_ok=True)

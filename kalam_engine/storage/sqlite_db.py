@@ -49,10 +49,14 @@ class SqliteDatabase:
         self.path = path
         self.conn = sqlite3.connect(target, check_same_thread=False, isolation_level=None)
         self.lock = threading.RLock()
-        if path is not None:
-            self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute(f"PRAGMA synchronous={DURABILITY_LEVELS[durability]}")
-        self.conn.executescript(SCHEMA)
+        try:
+            if path is not None:
+                self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute(f"PRAGMA synchronous={DURABILITY_LEVELS[durability]}")
+            self.conn.executescript(SCHEMA)
+        except BaseException:
+            self.conn.close()
+            raise
         self._depth = 0
 
     @contextlib.contextmanager

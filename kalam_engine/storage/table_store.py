@@ -116,6 +116,28 @@ class TableStore:
         if self._after_write is not None:
             self._after_write(self, scope)
 
+    def write_batches(self, batches: list[tuple[str, pa.Table]], schema_version: int, kind: str,
+                      commit_with: Callable[[], None]) -> None:
+        """Log the rows of several scopes and run ``commit_with`` (a catalog change) in ONE
+        SQLite transaction; only after it commits apply the rows, notify and check the flush
+        policy. A crash leaves all of it or none of it."""
+        done = []
+        with self.write_lock:
+            with self._log.transaction():
+                for scope, rows in batches:
+                    if rows.num_rows:
+                        max_seq = pc.max(rows[SEQ_COLUMN]).as_py()
+                        self._log.append(self.table_id.key, scope, schema_version, max_seq, rows)
+                        done.append((scope, rows, max_seq))
+                commit_with()
+            for scope, rows, max_seq in done:
+                self.partition(scope).apply(rows, versions=kind != "insert", max_seq=max_seq)
+        for scope, rows, _max_seq in done:
+            for listener in self._listeners:
+                listener(self.table_id, scope, kind, rows)
+            if self._after_write is not None:
+                self._after_write(self, scope)
+
     def live_keys(self, scope: str, schema: pa.Schema) -> set:
         """Keys of ``scope`` whose newest version, hot or cold, is a live row."""
         part = self._partitions.get(scope)
