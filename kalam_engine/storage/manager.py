@@ -1,5 +1,10 @@
 """The engine's storage: one TableStore per table, the hot log, the manifest and segment files,
-flush and compaction, recovery on open, stream eviction, and the _seq generator."""
+flush and compaction, recovery on open, stream eviction, and the _seq generator.
+
+With ``read_only=True`` (an engine reading a directory another process writes) there is no
+recovery, no flush and no eviction in the log: ``reload`` rebuilds the partitions from the
+snapshot the caller holds, and segment reads are checked against their manifest row.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import pyarrow as pa
 
 from kalam_engine.catalog.definitions import SEQ_COLUMN, TableDefinition
 from kalam_engine.context import TableId, TableType
+from kalam_engine.errors import MissingFileError
 from kalam_engine.ids import SnowflakeGenerator
 from kalam_engine.storage.eviction import (
     DEFAULT_EVICTION_INTERVAL_S,
@@ -21,6 +27,7 @@ from kalam_engine.storage.flush import Flusher, StorageJobOutcome
 from kalam_engine.storage.hot_log import HotLog
 from kalam_engine.storage.manifest import Manifest, Segment
 from kalam_engine.storage.recovery import forget_dropped_tables, remove_unnamed_files
+from kalam_engine.storage.segment_check import SegmentChanged, check_segment
 from kalam_engine.storage.segment_files import SegmentFiles
 from kalam_engine.storage.sqlite_db import SqliteDatabase
 from kalam_engine.storage.table_store import TableStore, WriteListener
@@ -29,14 +36,18 @@ log = logging.getLogger(__name__)
 
 
 class StorageManager:
-    def __init__(self, db: SqliteDatabase, data_dir: Path | None = None) -> None:
+    def __init__(self, db: SqliteDatabase, data_dir: Path | None = None, *,
+                 read_only: bool = False) -> None:
         self.db = db
+        self.read_only = read_only
         self.log = HotLog(db)
         self.manifest = Manifest(db)
         self.seq = SnowflakeGenerator()
         self.files = SegmentFiles(data_dir) if data_dir is not None else None
-        # None in a :memory: database: there is no directory to flush to.
-        self.flusher = Flusher(db, self.manifest, self.files) if self.files else None
+        # None in a :memory: database (there is no directory to flush to) and when read-only.
+        self.flusher = Flusher(db, self.manifest, self.files) \
+            if self.files and not read_only else None
+        self.segment_changes = 0  # segments found missing or changed on disk (read-only)
         self._stores: dict[TableId, TableStore] = {}
         self._lock = threading.Lock()
         self._listeners: list[WriteListener] = []
@@ -79,17 +90,40 @@ class StorageManager:
     # --- open and close
     def replay(self, definitions: dict[str, TableDefinition]) -> None:
         """On open: recover, make segments known, load the hot log, evict expired stream rows."""
+        assert not self.read_only
         forget_dropped_tables(self.db, self.manifest, self.log.table_keys(), set(definitions))
         if self.files is not None:
             removed = remove_unnamed_files(self.files, self.manifest)
             if removed:
                 log.warning("recovery removed %d unfinished segment file(s)", removed)
+        self._load(definitions)
+
+    def reload(self, definitions: dict[str, TableDefinition]) -> list[TableId]:
+        """Read-only: rebuild every partition from the manifest and hot log of the snapshot
+        the caller's read transaction holds. A table whose definition changed or that is gone
+        loses its store; those tables are returned (their providers must be retired)."""
+        assert self.read_only
+        gone = []
+        with self._lock:
+            for table_id, store in list(self._stores.items()):
+                definition = definitions.get(table_id.key)
+                if definition is None or definition.to_json() != store.definition.to_json():
+                    del self._stores[table_id]
+                    gone.append(table_id)
+                else:
+                    store.reset()
+        self._load(definitions)
+        return gone
+
+    def _load(self, definitions: dict[str, TableDefinition]) -> None:
         self.seq.observe(max(self.log.max_seq(), self.manifest.max_seq()))
         by_scope: dict[tuple[str, str], list[Segment]] = {}
         for segment in self.manifest.segments():
             by_scope.setdefault((segment.table_key, segment.scope), []).append(segment)
         for (key, scope), segments in by_scope.items():
-            self.store_for(definitions[key]).partition(scope).attach(segments)
+            definition = definitions.get(key)
+            if definition is not None:  # (read-only: a DROP cut short, left to the writer)
+                self.store_for(definition).partition(scope).attach(segments)
         for _log_id, key, scope, rows in self.log.entries():
             definition = definitions.get(key)
             if definition is None:
@@ -142,7 +176,9 @@ class StorageManager:
                 for scope in store.scopes():
                     part = store.existing_partition(scope)
                     gone += part.evict_before(floor) if part is not None else 0
-                if gone:  # memory mirrors the log: nothing evicted there, nothing to delete
+                # memory mirrors the log: nothing evicted there, nothing to delete; a read-only
+                # engine leaves the log to the writer
+                if gone and not self.read_only:
                     self.log.remove_older_than(store.table_id.key, floor)
                 removed += gone
         return removed
@@ -150,7 +186,25 @@ class StorageManager:
     # --- figures
     def _read_segment(self, segment: Segment, fields: pa.Schema | None = None) -> pa.Table:
         assert self.files is not None
-        return self.files.read(segment.path, fields)
+        try:
+            rows = self.files.read(segment.path, fields)
+            if self.read_only:
+                check_segment(segment, rows)
+        except FileNotFoundError:
+            self.segment_changes += 1
+            raise MissingFileError(
+                f"Segment file '{segment.path}' of table '{segment.table_key}' is missing",
+                hint="if another process writes this directory it may have compacted the "
+                     "table: run the statement again; otherwise restore the file from a "
+                     "backup") from None
+        except SegmentChanged as exc:
+            self.segment_changes += 1
+            raise MissingFileError(
+                f"Segment file '{segment.path}' of table '{segment.table_key}' was replaced "
+                f"while being read ({exc})",
+                hint="the writing process compacted the table: run the statement again") \
+                from None
+        return rows
 
     def data_sizes(self) -> dict[str, int]:
         rows = hot = 0
