@@ -12,6 +12,7 @@ import fcntl
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from writer_process import WriterProcess
@@ -236,3 +237,30 @@ def test_bad_path_types_and_options_are_coded(tmp_path: Path) -> None:
     with pytest.raises(KalamError):
         kalam_engine.connect(tmp_path / "data", no_such_option=1)
     assert not (tmp_path / "data").exists()
+
+
+# --- the notebook layer
+
+
+def test_kalam_magic_reports_a_held_directory_as_a_usage_error(shell: Any,
+                                                                tmp_path: Path) -> None:
+    from IPython.core.error import UsageError
+
+    magics = shell.magics_manager.registry["KalamMagics"]
+    data = tmp_path / "data"
+    try:
+        with WriterProcess(data) as w:
+            setup_writer(w)
+            w.sql("INSERT INTO app.m (id, body) VALUES (1, 'a')", user="alice")
+            with pytest.raises(UsageError) as err:
+                shell.run_line_magic("kalam", f"--connect {data}")
+            assert f"{w.pid}" in str(err.value) and "read_only=True" in str(err.value)
+            assert not magics.is_open
+        shell.run_line_magic("kalam", f"--connect {data}")  # the holder exited
+        frame = shell.run_line_magic("kalam", "--user alice SELECT id FROM app.m")
+        assert list(frame["id"]) == [1]
+        with pytest.raises(DataDirectoryLockedError):  # the notebook's engine holds it now
+            kalam_engine.connect(data)
+    finally:
+        magics.connect(":memory:")
+    assert lock_is_free(data)
