@@ -48,6 +48,8 @@ class StorageManager:
         self.flusher = Flusher(db, self.manifest, self.files) \
             if self.files and not read_only else None
         self.segment_changes = 0  # segments found missing or changed on disk (read-only)
+        # read-only: (segments, largest log id, log entries) of the last load
+        self._loaded: tuple[list[Segment], int, int] | None = None
         self._stores: dict[TableId, TableStore] = {}
         self._lock = threading.Lock()
         self._listeners: list[WriteListener] = []
@@ -99,10 +101,17 @@ class StorageManager:
         self._load(definitions)
 
     def reload(self, definitions: dict[str, TableDefinition]) -> list[TableId]:
-        """Read-only: rebuild every partition from the manifest and hot log of the snapshot
-        the caller's read transaction holds. A table whose definition changed or that is gone
-        loses its store; those tables are returned (their providers must be retired)."""
+        """Read-only: bring the partitions to the snapshot the caller's read transaction holds.
+        A table whose definition changed or that is gone loses its store; those tables are
+        returned (their providers must be retired).
+
+        When no definition and no segment changed and no log entry was removed since the last
+        load (the writer only appended), only the new log entries are applied; otherwise every
+        partition is rebuilt."""
         assert self.read_only
+        segments = self.manifest.segments()
+        top, count = self.log.extent()
+        last = self._loaded
         gone = []
         with self._lock:
             for table_id, store in list(self._stores.items()):
@@ -110,26 +119,39 @@ class StorageManager:
                 if definition is None or definition.to_json() != store.definition.to_json():
                     del self._stores[table_id]
                     gone.append(table_id)
-                else:
+            appended = (last is not None and not gone and last[0] == segments
+                        and self.log.extent(last[1])[1] == last[2])
+            if not appended:
+                for store in self._stores.values():
                     store.reset()
-        self._load(definitions)
+        if appended:
+            assert last is not None
+            self._replay_log(definitions, after_id=last[1])
+            self.evict_expired()
+        else:
+            self._load(definitions, segments)
+        self._loaded = (segments, top, count)
         return gone
 
-    def _load(self, definitions: dict[str, TableDefinition]) -> None:
+    def _load(self, definitions: dict[str, TableDefinition],
+              segments: list[Segment] | None = None) -> None:
         self.seq.observe(max(self.log.max_seq(), self.manifest.max_seq()))
         by_scope: dict[tuple[str, str], list[Segment]] = {}
-        for segment in self.manifest.segments():
+        for segment in self.manifest.segments() if segments is None else segments:
             by_scope.setdefault((segment.table_key, segment.scope), []).append(segment)
-        for (key, scope), segments in by_scope.items():
+        for (key, scope), scope_segments in by_scope.items():
             definition = definitions.get(key)
             if definition is not None:  # (read-only: a DROP cut short, left to the writer)
-                self.store_for(definition).partition(scope).attach(segments)
-        for _log_id, key, scope, rows in self.log.entries():
+                self.store_for(definition).partition(scope).attach(scope_segments)
+        self._replay_log(definitions)
+        self.evict_expired()
+
+    def _replay_log(self, definitions: dict[str, TableDefinition], after_id: int = 0) -> None:
+        for _log_id, key, scope, rows in self.log.entries(after_id=after_id):
             definition = definitions.get(key)
             if definition is None:
                 continue
             self.store_for(definition).replay(scope, rows)
-        self.evict_expired()
 
     def start_eviction(self, interval: float = DEFAULT_EVICTION_INTERVAL_S) -> None:
         """Evict expired STREAM rows every ``interval`` seconds in a daemon thread."""
