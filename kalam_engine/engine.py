@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -26,6 +27,7 @@ from kalam_engine.errors import (
     InvalidParameterError,
     KalamError,
     NamespaceNotFoundError,
+    ReadOnlyError,
     UnsupportedError,
 )
 from kalam_engine.handlers import dml, introspection, namespaces, query, table_lock, tables
@@ -46,15 +48,24 @@ from kalam_engine.query.session import TableResolver
 from kalam_engine.result import Result
 from kalam_engine.sql import statements as st
 from kalam_engine.sql.names import validate_name, validate_namespace, validate_user_id
-from kalam_engine.sql.parser import parse_statement
+from kalam_engine.sql.parser import READ_ONLY_STATEMENTS, parse_statement
 from kalam_engine.sql.tokens import split_statements
 from kalam_engine.sql.user_commands import AlterUser, CreateUser, DropUser, ExecuteAsUser
 from kalam_engine.storage.catalog_file import catalog_error, open_catalog
+from kalam_engine.storage.data_dir import (
+    CATALOG_FILE,
+    MEMORY,
+    check_readable,
+    data_path,
+    open_errors,
+    prepare_writable,
+)
+from kalam_engine.storage.dir_lock import DirectoryLock
 from kalam_engine.storage.manager import StorageManager
-from kalam_engine.storage.sqlite_db import DURABILITY_LEVELS
+from kalam_engine.storage.read_view import ReadOnlyView
+from kalam_engine.storage.sqlite_db import DURABILITY_LEVELS, SqliteDatabase
 
 DEFAULT_NAMESPACE = "default"
-CATALOG_FILE = "kalam.sqlite"
 _PROVIDER_CLASSES: dict[TableType, type[BaseTableProvider]] = {
     TableType.USER: UserTableProvider,
     TableType.SHARED: SharedTableProvider,
@@ -63,20 +74,69 @@ _PROVIDER_CLASSES: dict[TableType, type[BaseTableProvider]] = {
 
 
 class Engine:
-    """An embedded Kalam database. Thread-safe; one per data directory."""
+    """An embedded Kalam database. Thread-safe; one writing engine per data directory.
+
+    Opening a directory takes an exclusive OS lock on it (``kalam.lock``) before anything in
+    it is read; a second engine, in this process or another, gets DataDirectoryLockedError.
+    ``read_only=True`` takes no lock and never changes the directory: every statement sees
+    the writer's latest commit, and writes are refused with ReadOnlyError."""
 
     def __init__(self, path: str | os.PathLike[str] = ":memory:", *,
                  cache_capacity: int = 1024, durability: str = "full",
-                 fast_paths: bool = True) -> None:
+                 fast_paths: bool = True, read_only: bool = False) -> None:
         if durability not in DURABILITY_LEVELS:
             raise InvalidParameterError(f"Unknown durability '{durability}'",
                                         hint="use 'full', 'normal' or 'off'")
-        self.path: Path | None = None if str(path) == ":memory:" else Path(path)
-        if self.path is not None:
-            self.path.mkdir(parents=True, exist_ok=True)
-        self._db = open_catalog(self.path / CATALOG_FILE if self.path else None, durability)
+        if not isinstance(read_only, bool):
+            raise InvalidParameterError("read_only must be True or False")
+        self.path: Path | None = data_path(path)
+        self.read_only = read_only
+        self._dir_lock: DirectoryLock | None = None
+        self._view: ReadOnlyView | None = None
+        self._db = self._open_database(durability)
+        try:
+            self._open(cache_capacity, fast_paths)
+        except BaseException:
+            self._abandon()
+            raise
+
+    def _open_database(self, durability: str) -> SqliteDatabase:
+        """The catalog, opened only after the directory is locked (recovery deletes files)."""
+        if self.path is None:
+            if self.read_only:
+                raise InvalidParameterError(
+                    "read_only=True needs a data directory",
+                    hint="an in-memory database starts empty; give the directory to read")
+            return SqliteDatabase(None, durability)
+        if self.read_only:
+            check_readable(self.path, CATALOG_FILE)
+            with open_errors(self.path):
+                return SqliteDatabase(self.path / CATALOG_FILE, read_only=True)
+        prepare_writable(self.path)
+        lock = DirectoryLock(self.path)
+        with open_errors(self.path):
+            lock.acquire()
+        try:
+            with open_errors(self.path):
+                db = open_catalog(self.path / CATALOG_FILE, durability)
+        except BaseException:
+            lock.release()
+            raise
+        self._dir_lock = lock
+        return db
+
+    def _abandon(self) -> None:
+        """Undo a failed open: nothing stays open, the directory is unlocked."""
+        storage = getattr(self, "storage", None)
+        if storage is not None:
+            storage.stop_eviction()
+        self._db.close()
+        if self._dir_lock is not None:
+            self._dir_lock.release()
+
+    def _open(self, cache_capacity: int, fast_paths: bool) -> None:
         self.catalog = CatalogStore(self._db)
-        self.storage = StorageManager(self._db, self.path)
+        self.storage = StorageManager(self._db, self.path, read_only=self.read_only)
         self._system = self._system_tables()
         self.cache = SchemaCache(self._load_definition, self._build_provider,
                                  self._storage_path, capacity=cache_capacity)
@@ -88,13 +148,30 @@ class Engine:
         self._roles_generation = 0
         self._closed = False
         self._lock = threading.RLock()
-        self._bootstrap()
-        latest = {d.table_id.key: d for d in self.catalog.latest_tables()}
-        self.storage.replay(latest)
+        if self.read_only:
+            self._view = ReadOnlyView(self._db, self._load_snapshot,
+                                      lambda: self.storage.segment_changes)
+            with open_errors(self.path or Path(MEMORY)):
+                self._view.open()
+            self.storage.start_eviction()  # in memory only: the log is the writer's
+            return
+        with open_errors(self.path or Path(MEMORY)):
+            self._bootstrap()
+            latest = {d.table_id.key: d for d in self.catalog.latest_tables()}
+            self.storage.replay(latest)
         # Providers are built when the engine opens (up to the cache's capacity).
         for definition in list(latest.values())[:cache_capacity]:
             self.cache.register(definition)
         self.storage.start_eviction()
+
+    def _load_snapshot(self) -> None:
+        """Read-only: rebuild what is held in memory from the snapshot being read."""
+        self.catalog.forget_cached()
+        latest = {d.table_id.key: d for d in self.catalog.latest_tables()}
+        for table_id in self.storage.reload(latest):
+            self.cache.retire(table_id, "another process changed or dropped the table")
+        self.after_ddl()
+        self._forget_roles()
 
     # --- lifecycle
     def _bootstrap(self) -> None:
@@ -113,6 +190,8 @@ class Engine:
             self.storage.stop_eviction()
             self.cache.clear()
             self._db.close()
+            if self._dir_lock is not None:
+                self._dir_lock.release()
 
     def __enter__(self) -> Engine:
         return self
@@ -190,6 +269,32 @@ class Engine:
     def run_statement(self, stmt: object, ctx: ExecutionContext,
                       params: list[Any] | None) -> Result:
         """Run one parsed statement with ``ctx``; ``result.as_user`` names whose rows it used."""
+        if self._view is not None:
+            return self._run_read_only(stmt, ctx, params)
+        return self._run_statement(stmt, ctx, params)
+
+    def _run_read_only(self, stmt: object, ctx: ExecutionContext,
+                       params: list[Any] | None) -> Result:
+        """Refuse writes; run reads on the writer's latest commit (one snapshot each)."""
+        if not isinstance(stmt, _READ_ONLY_ALLOWED):
+            words = _CAMEL.sub(" ", type(stmt).__name__).upper().removesuffix(" STATEMENT")
+            raise ReadOnlyError(
+                f"{words} is refused: this engine was opened with read_only=True",
+                hint="run writes in the engine or notebook that holds the directory, or close "
+                     "that one and open the directory without read_only=True")
+        assert self._view is not None
+
+        def call(reloaded: bool) -> Result:
+            run_ctx = ctx
+            if reloaded and ctx.as_user is None:  # roles may have changed: take the new one
+                run_ctx = ExecutionContext(ctx.user_id, self.role_of(ctx.user_id),
+                                           ctx.namespace, ctx.request_id, ctx.started_at)
+            return self._run_statement(stmt, run_ctx, params)
+
+        return self._view.run(call)
+
+    def _run_statement(self, stmt: object, ctx: ExecutionContext,
+                       params: list[Any] | None) -> Result:
         if isinstance(stmt, ExecuteAsUser):  # sets as_user to the target itself
             return users_handlers.execute_as_user(self, stmt, ctx, params)
         result = self._dispatch(stmt, ctx, params)
@@ -413,11 +518,19 @@ class Engine:
 
 
 _ROLE_CACHE_SIZE = 100_000
+# UseNamespace changes only the session; BEGIN/COMMIT get their own UnsupportedError.
+# EXECUTE AS USER is refused: every attempt writes an audit row.
+_READ_ONLY_ALLOWED = (*READ_ONLY_STATEMENTS, st.UseNamespace, st.TransactionStatement)
+_CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
 _USER_COMMANDS = frozenset({CreateUser, AlterUser, DropUser})
 
 
 def connect(path: str | os.PathLike[str] = ":memory:", **options: Any) -> Engine:
-    """Open (or create) a database in directory ``path``, or in memory with ``":memory:"``."""
+    """Open (or create) a database in directory ``path``, or in memory with ``":memory:"``.
+
+    The directory is locked for the engine's life (until ``close()`` or the process ends):
+    another engine on it gets DataDirectoryLockedError. ``read_only=True`` opens an existing
+    directory without a lock, alongside a writer, and refuses writes."""
     try:
         return Engine(path, **options)
     except KalamError:

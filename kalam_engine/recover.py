@@ -33,6 +33,7 @@ from pathlib import Path
 
 from kalam_engine.errors import KalamError
 from kalam_engine.storage.catalog_file import WAL_SUFFIXES, catalog_problem, segment_files_in
+from kalam_engine.storage.dir_lock import DirectoryLock
 from kalam_engine.storage.manifest import Manifest
 from kalam_engine.storage.pending import PendingFiles
 from kalam_engine.storage.recovery import remove_unfinished, unexplained_segments
@@ -77,6 +78,15 @@ def recover(data_dir: str | Path, *, drop_damaged: bool = False,
     root = Path(data_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"{root} is not a directory")
+    lock = DirectoryLock(root)
+    lock.acquire()  # DataDirectoryLockedError while an engine has the directory open
+    try:
+        return _recover(root, drop_damaged, dry_run)
+    finally:
+        lock.release()
+
+
+def _recover(root: Path, drop_damaged: bool, dry_run: bool) -> RecoveryReport:
     catalog = root / CATALOG_FILE
     problem = catalog_problem(catalog)
     report = RecoveryReport(root, problem or "ok", dry_run=dry_run)
@@ -149,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m kalam_engine.recover",
         description="Move files a Kalam data directory's catalog cannot explain into "
                     "DIR/quarantine/ so that the directory opens again. Deletes nothing the "
-                    "catalog does not prove unfinished. Run it while no engine has DIR open.")
+                    "catalog does not prove unfinished. It takes the directory's lock, so it "
+                    "refuses to run while an engine has DIR open.")
     parser.add_argument("data_dir", metavar="DIR", help="the data directory")
     parser.add_argument("--drop-damaged", action="store_true",
                         help="also check every segment the manifest names and forget (move to "

@@ -294,7 +294,13 @@ class KalamMagics(Magics):
         if args is None:  # --help was shown
             return None
         if args.connect:
-            self.connect(args.connect)
+            try:  # e.g. another engine or notebook holds the directory
+                self.connect(args.connect)
+            except _kalam_error_type() as exc:
+                raise UsageError(format_error(exc)) from None
+            except OSError as exc:
+                raise UsageError(f"Cannot open the Kalam engine at {args.connect}: {exc}") \
+                    from None
             where = "an in-memory engine" if args.connect == MEMORY else args.connect
             if not rest.strip() and not (cell and cell.strip()):
                 display(Message(f"Connected to {where}", "command", None, None, None))

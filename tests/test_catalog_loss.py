@@ -15,6 +15,7 @@ import pytest
 
 import kalam_engine
 from kalam_engine.errors import CorruptDataError, KalamError
+from kalam_engine.storage.dir_lock import LOCK_FILE
 
 CATALOG = "kalam.sqlite"
 
@@ -31,9 +32,11 @@ def make_db(path: Path) -> None:
 
 
 def snapshot(path: Path) -> dict[str, str]:
-    """Every file of the directory (except the catalog's) with a hash of its bytes."""
+    """Every file of the directory (except the catalog's and the directory lock, which holds
+    no data) with a hash of its bytes."""
     return {p.relative_to(path).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(path.rglob("*")) if p.is_file() and not p.name.startswith(CATALOG)}
+            for p in sorted(path.rglob("*")) if p.is_file()
+            and not p.name.startswith(CATALOG) and p.name != LOCK_FILE}
 
 
 def remove_catalog(path: Path) -> None:
@@ -196,3 +199,17 @@ def test_damaged_pages_inside_the_catalog_are_a_coded_error(tmp_path: Path) -> N
     catalog.write_bytes(bytes(data))
     error = refused(path)
     assert "damaged" in str(error)
+
+
+def test_recover_refuses_a_directory_an_engine_holds(tmp_path: Path) -> None:
+    from kalam_engine.errors import DataDirectoryLockedError
+    from kalam_engine.recover import recover
+
+    path = tmp_path / "data"
+    with kalam_engine.connect(path) as db:
+        db.execute("CREATE NAMESPACE app")
+        before = snapshot(path)
+        with pytest.raises(DataDirectoryLockedError):
+            recover(path)
+        assert snapshot(path) == before
+    assert recover(path).moved == []

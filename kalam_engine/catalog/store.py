@@ -20,6 +20,10 @@ class CatalogStore:
         # Namespaces change only through this store; every query's catalog asks for them.
         self._namespaces: list[tuple[str, float, dict[str, Any]]] | None = None
 
+    def forget_cached(self) -> None:
+        """Drop what is cached (a read-only engine saw another process change the catalog)."""
+        self._namespaces = None
+
     # --- namespaces
     def namespaces(self) -> list[tuple[str, float, dict[str, Any]]]:
         """(name, created_at, options) of every namespace; the options dicts are the cached

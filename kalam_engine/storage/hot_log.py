@@ -53,13 +53,14 @@ class HotLog:
                 (table_key, scope, schema_version, max_seq, encode_batch(rows)))
             return int(cur.lastrowid or 0)
 
-    def entries(self, table_key: str | None = None) -> Iterator[tuple[int, str, str, pa.Table]]:
-        """(log id, table key, scope, rows) in write order."""
-        sql = "SELECT id, table_key, scope, batch FROM hot_log"
-        args: tuple = ()
+    def entries(self, table_key: str | None = None, after_id: int = 0,
+                ) -> Iterator[tuple[int, str, str, pa.Table]]:
+        """(log id, table key, scope, rows) in write order; only ids above ``after_id``."""
+        sql = "SELECT id, table_key, scope, batch FROM hot_log WHERE id > ?"
+        args: tuple = (after_id,)
         if table_key is not None:
-            sql += " WHERE table_key = ?"
-            args = (table_key,)
+            sql += " AND table_key = ?"
+            args = (after_id, table_key)
         for log_id, key, scope, blob in self._db.query(sql + " ORDER BY id", args):
             yield log_id, key, scope, decode_batch(blob)
 
@@ -79,6 +80,18 @@ class HotLog:
             cur = conn.execute("DELETE FROM hot_log WHERE table_key = ? AND max_seq < ?",
                                (table_key, seq_floor))
             return cur.rowcount
+
+    def extent(self, up_to_id: int | None = None) -> tuple[int, int]:
+        """(largest id, number of entries), counting only ids up to ``up_to_id`` if given. Ids
+        are never reused (AUTOINCREMENT): the same count up to an id means nothing below it
+        was removed."""
+        sql = "SELECT COALESCE(MAX(id), 0), COUNT(*) FROM hot_log"
+        args: tuple = ()
+        if up_to_id is not None:
+            sql += " WHERE id <= ?"
+            args = (up_to_id,)
+        top, count = self._db.query(sql, args)[0]
+        return int(top), int(count)
 
     def table_keys(self) -> set[str]:
         return {r[0] for r in self._db.query("SELECT DISTINCT table_key FROM hot_log")}

@@ -1,5 +1,10 @@
 """The engine's storage: one TableStore per table, the hot log, the manifest and segment files,
-flush and compaction, recovery on open, stream eviction, and the _seq generator."""
+flush and compaction, recovery on open, stream eviction, and the _seq generator.
+
+With ``read_only=True`` (an engine reading a directory another process writes) there is no
+recovery, no flush and no eviction in the log: ``reload`` rebuilds the partitions from the
+snapshot the caller holds, and segment reads are checked against their manifest row.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import pyarrow as pa
 
 from kalam_engine.catalog.definitions import SEQ_COLUMN, TableDefinition
 from kalam_engine.context import TableId, TableType
+from kalam_engine.errors import CorruptDataError, MissingFileError
 from kalam_engine.ids import SnowflakeGenerator
 from kalam_engine.storage.eviction import (
     DEFAULT_EVICTION_INTERVAL_S,
@@ -22,6 +28,7 @@ from kalam_engine.storage.hot_log import HotLog
 from kalam_engine.storage.manifest import Manifest, Segment
 from kalam_engine.storage.pending import DELETE, PendingFiles
 from kalam_engine.storage.recovery import forget_dropped_tables, settle_files
+from kalam_engine.storage.segment_check import SegmentChanged, check_segment
 from kalam_engine.storage.segment_files import SegmentFiles
 from kalam_engine.storage.sqlite_db import SqliteDatabase
 from kalam_engine.storage.table_store import TableStore, WriteListener
@@ -30,15 +37,21 @@ log = logging.getLogger(__name__)
 
 
 class StorageManager:
-    def __init__(self, db: SqliteDatabase, data_dir: Path | None = None) -> None:
+    def __init__(self, db: SqliteDatabase, data_dir: Path | None = None, *,
+                 read_only: bool = False) -> None:
         self.db = db
+        self.read_only = read_only
         self.log = HotLog(db)
         self.manifest = Manifest(db)
         self.pending = PendingFiles(db)
         self.seq = SnowflakeGenerator()
         self.files = SegmentFiles(data_dir) if data_dir is not None else None
-        # None in a :memory: database: there is no directory to flush to.
-        self.flusher = Flusher(db, self.manifest, self.files) if self.files else None
+        # None in a :memory: database (there is no directory to flush to) and when read-only.
+        self.flusher = Flusher(db, self.manifest, self.files) \
+            if self.files and not read_only else None
+        self.segment_changes = 0  # segments found missing or changed on disk (read-only)
+        # read-only: (segments, largest log id, log entries) of the last load
+        self._loaded: tuple[list[Segment], int, int] | None = None
         self._stores: dict[TableId, TableStore] = {}
         self._lock = threading.Lock()
         self._listeners: list[WriteListener] = []
@@ -87,23 +100,66 @@ class StorageManager:
     # --- open and close
     def replay(self, definitions: dict[str, TableDefinition]) -> None:
         """On open: recover, make segments known, load the hot log, evict expired stream rows."""
+        assert not self.read_only
         forget_dropped_tables(self.db, self.manifest, self.log.table_keys(), set(definitions))
         if self.files is not None:
             removed = settle_files(self.db, self.files, self.manifest, self.pending)
             if removed:
                 log.warning("recovery removed %d unfinished segment file(s)", removed)
+        self._load(definitions)
+
+    def reload(self, definitions: dict[str, TableDefinition]) -> list[TableId]:
+        """Read-only: bring the partitions to the snapshot the caller's read transaction holds.
+        A table whose definition changed or that is gone loses its store; those tables are
+        returned (their providers must be retired).
+
+        When no definition and no segment changed and no log entry was removed since the last
+        load (the writer only appended), only the new log entries are applied; otherwise every
+        partition is rebuilt."""
+        assert self.read_only
+        segments = self.manifest.segments()
+        top, count = self.log.extent()
+        last = self._loaded
+        gone = []
+        with self._lock:
+            for table_id, store in list(self._stores.items()):
+                definition = definitions.get(table_id.key)
+                if definition is None or definition.to_json() != store.definition.to_json():
+                    del self._stores[table_id]
+                    gone.append(table_id)
+            appended = (last is not None and not gone and last[0] == segments
+                        and self.log.extent(last[1])[1] == last[2])
+            if not appended:
+                for store in self._stores.values():
+                    store.reset()
+        if appended:
+            assert last is not None
+            self._replay_log(definitions, after_id=last[1])
+            self.evict_expired()
+        else:
+            self._load(definitions, segments)
+        self._loaded = (segments, top, count)
+        return gone
+
+    def _load(self, definitions: dict[str, TableDefinition],
+              segments: list[Segment] | None = None) -> None:
         self.seq.observe(max(self.log.max_seq(), self.manifest.max_seq()))
         by_scope: dict[tuple[str, str], list[Segment]] = {}
-        for segment in self.manifest.segments():
+        for segment in self.manifest.segments() if segments is None else segments:
             by_scope.setdefault((segment.table_key, segment.scope), []).append(segment)
-        for (key, scope), segments in by_scope.items():
-            self.store_for(definitions[key]).partition(scope).attach(segments)
-        for _log_id, key, scope, rows in self.log.entries():
+        for (key, scope), scope_segments in by_scope.items():
+            definition = definitions.get(key)
+            if definition is not None:  # (read-only: a DROP cut short, left to the writer)
+                self.store_for(definition).partition(scope).attach(scope_segments)
+        self._replay_log(definitions)
+        self.evict_expired()
+
+    def _replay_log(self, definitions: dict[str, TableDefinition], after_id: int = 0) -> None:
+        for _log_id, key, scope, rows in self.log.entries(after_id=after_id):
             definition = definitions.get(key)
             if definition is None:
                 continue
             self.store_for(definition).replay(scope, rows)
-        self.evict_expired()
 
     def start_eviction(self, interval: float = DEFAULT_EVICTION_INTERVAL_S) -> None:
         """Evict expired STREAM rows every ``interval`` seconds in a daemon thread."""
@@ -150,7 +206,9 @@ class StorageManager:
                 for scope in store.scopes():
                     part = store.existing_partition(scope)
                     gone += part.evict_before(floor) if part is not None else 0
-                if gone:  # memory mirrors the log: nothing evicted there, nothing to delete
+                # memory mirrors the log: nothing evicted there, nothing to delete; a read-only
+                # engine leaves the log to the writer
+                if gone and not self.read_only:
                     self.log.remove_older_than(store.table_id.key, floor)
                 removed += gone
         return removed
@@ -158,7 +216,22 @@ class StorageManager:
     # --- figures
     def _read_segment(self, segment: Segment, fields: pa.Schema | None = None) -> pa.Table:
         assert self.files is not None
-        return self.files.read(segment, fields)
+        try:
+            rows = self.files.read(segment, fields)
+            if self.read_only:
+                check_segment(segment, rows)
+        except (MissingFileError, CorruptDataError):
+            if self.read_only:  # the writer may have replaced it under this snapshot
+                self.segment_changes += 1
+            raise
+        except SegmentChanged as exc:
+            self.segment_changes += 1
+            raise MissingFileError(
+                f"Segment file '{segment.path}' of table '{segment.table_key}' was replaced "
+                f"while being read ({exc})",
+                hint="the writing process compacted the table: run the statement again") \
+                from None
+        return rows
 
     def data_sizes(self) -> dict[str, int]:
         rows = hot = 0

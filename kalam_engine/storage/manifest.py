@@ -72,6 +72,8 @@ class Manifest:
 
     def __init__(self, db: SqliteDatabase) -> None:
         self._db = db
+        if db.read_only:  # the writer created the table; a reader changes nothing
+            return
         with db.transaction() as conn:
             for statement in MANIFEST_SCHEMA.strip().split(";"):
                 if statement.strip():

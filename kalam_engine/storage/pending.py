@@ -28,6 +28,8 @@ class PendingFiles:
 
     def __init__(self, db: SqliteDatabase) -> None:
         self._db = db
+        if db.read_only:  # the writer created the table; a reader changes nothing
+            return
         with db.transaction() as conn:
             conn.execute(PENDING_SCHEMA)
 

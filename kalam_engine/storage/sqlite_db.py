@@ -2,6 +2,9 @@
 
 One connection, serialised by a lock; ``transaction()`` groups catalog and log changes so that
 they commit together or not at all.
+
+``read_only=True`` opens the file with SQLite's ``mode=ro`` and ``query_only``: no schema is
+created, and ``transaction()`` refuses before SQLite is asked (ReadOnlyError).
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+
+from kalam_engine.errors import ReadOnlyError, StorageError
 
 DURABILITY_LEVELS = {"full": "FULL", "normal": "NORMAL", "off": "OFF"}
 
@@ -44,11 +49,25 @@ CREATE INDEX IF NOT EXISTS hot_log_table ON hot_log (table_key, scope);
 class SqliteDatabase:
     """Owner of the one sqlite3 connection of an engine."""
 
-    def __init__(self, path: Path | None, durability: str = "full") -> None:
-        target = ":memory:" if path is None else str(path)
+    def __init__(self, path: Path | None, durability: str = "full", *,
+                 read_only: bool = False) -> None:
         self.path = path
-        self.conn = sqlite3.connect(target, check_same_thread=False, isolation_level=None)
+        self.read_only = read_only
         self.lock = threading.RLock()
+        self._depth = 0
+        if read_only:
+            assert path is not None
+            self.conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True,
+                                        check_same_thread=False, isolation_level=None)
+            try:
+                self.conn.execute("PRAGMA query_only=1")
+                _check_tables(self.conn, path)
+            except BaseException:
+                self.conn.close()
+                raise
+            return
+        target = ":memory:" if path is None else str(path)
+        self.conn = sqlite3.connect(target, check_same_thread=False, isolation_level=None)
         try:
             if path is not None:
                 self.conn.execute("PRAGMA journal_mode=WAL")
@@ -57,11 +76,15 @@ class SqliteDatabase:
         except BaseException:
             self.conn.close()
             raise
-        self._depth = 0
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """A transaction; nested calls join the outer one."""
+        if self.read_only:
+            raise ReadOnlyError(
+                "This engine was opened with read_only=True and cannot write",
+                hint="write through the engine that holds the directory, or open it without "
+                     "read_only=True once that engine is closed")
         with self.lock:
             if self._depth:
                 self._depth += 1
@@ -88,3 +111,17 @@ class SqliteDatabase:
     def close(self) -> None:
         with self.lock:
             self.conn.close()
+
+
+_REQUIRED_TABLES = ("namespaces", "schemas", "users", "jobs", "audit_log", "hot_log", "segments")
+
+
+def _check_tables(conn: sqlite3.Connection, path: Path) -> None:
+    """A read-only engine cannot create the catalog's tables: they must all be there."""
+    names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    missing = [t for t in _REQUIRED_TABLES if t not in names]
+    if missing:
+        raise StorageError(
+            f"'{path}' is not a complete Kalam catalog (no table {', '.join(missing)})",
+            hint="open the directory once without read_only=True so that the engine creates "
+                 "or upgrades its catalog")

@@ -75,6 +75,12 @@ class TableStore:
                     part = self._partitions[scope] = Partition(self.key_column, self._reader)
         return part
 
+    def reset(self) -> None:
+        """Forget every partition (a read-only engine reloads them from a newer snapshot);
+        reads already running keep the partitions they hold."""
+        with self.write_lock:
+            self._partitions = {}
+
     def existing_partition(self, scope: str) -> Partition | None:
         return self._partitions.get(scope)
 
