@@ -45,6 +45,7 @@ from kalam_engine.query.session import TableResolver
 from kalam_engine.result import Result
 from kalam_engine.sql import statements as st
 from kalam_engine.sql.names import validate_name, validate_namespace, validate_user_id
+from kalam_engine.sql.params import bind_params
 from kalam_engine.sql.parser import parse_statement
 from kalam_engine.sql.tokens import split_statements
 from kalam_engine.sql.user_commands import AlterUser, CreateUser, DropUser, ExecuteAsUser
@@ -171,7 +172,7 @@ class Engine:
         statements = split_statements(sql)
         if not statements:
             raise InvalidParameterError("Empty SQL", hint="give at least one statement")
-        param_list = list(params) if params is not None else None
+        param_list = bind_params(statements, params)
         result: Result | None = None
         for text in statements:
             ctx = self.context(user)

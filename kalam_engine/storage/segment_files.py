@@ -6,6 +6,7 @@ directory fsynced; only then may the manifest name it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections import Counter
@@ -17,6 +18,7 @@ import pyarrow.parquet as pq
 
 from kalam_engine.context import TableId
 from kalam_engine.storage.conform import column_key
+from kalam_engine.storage.failures import file_error
 
 STORAGE_DIR = "storage"
 TMP_SUFFIX = ".tmp"
@@ -49,15 +51,20 @@ class SegmentFiles:
     def write(self, relative: str, rows: pa.Table) -> int:
         """Write ``rows`` durably at ``relative``; return the file size in bytes."""
         final = self.root / relative
-        final.parent.mkdir(parents=True, exist_ok=True)
         tmp = final.with_name(final.name + TMP_SUFFIX)
-        with open(tmp, "wb") as fh:
-            pq.write_table(rows, fh, compression="zstd", write_statistics=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, final)
-        _fsync_dir(final.parent)
-        return final.stat().st_size
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as fh:
+                pq.write_table(rows, fh, compression="zstd", write_statistics=True)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, final)
+            _fsync_dir(final.parent)
+            return final.stat().st_size
+        except OSError as exc:  # disk full, read-only: leave no partial file behind
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            raise file_error(exc, f"write segment file {relative}") from exc
 
     def read(self, relative: str, fields: pa.Schema | None = None) -> pa.Table:
         """The segment at ``relative``; with ``fields``, only the columns that hold them (matched
