@@ -30,7 +30,11 @@ from kalam_engine.errors import (
 from kalam_engine.handlers import dml, introspection, namespaces, query, tables
 from kalam_engine.handlers import storage as storage_handlers
 from kalam_engine.handlers import users as users_handlers
-from kalam_engine.providers.core import BaseTableProvider, TableProviderCore
+from kalam_engine.providers.core import (
+    BaseTableProvider,
+    TableProviderCore,
+    column_positions,
+)
 from kalam_engine.providers.shared import SharedTableProvider
 from kalam_engine.providers.stream import StreamTableProvider
 from kalam_engine.providers.system import (
@@ -220,8 +224,16 @@ class Engine:
         goes to the partition of the user named in that column."""
         if self._closed:
             raise EngineClosedError("The engine is closed")
+        if not isinstance(data, (pa.Table, pa.RecordBatch)):
+            raise InvalidParameterError(
+                f"data must be a pyarrow Table or RecordBatch, not {type(data).__name__}",
+                hint="convert with pyarrow.Table.from_pandas(df), or use df.kalam.insert(...)")
+        if not isinstance(table, (str, TableId)):
+            raise InvalidParameterError(
+                f"table must be a name such as 'app.messages', not {type(table).__name__}")
         if isinstance(data, pa.RecordBatch):
             data = pa.Table.from_batches([data])
+        column_positions(data.column_names)
         table_id = self._parse_table_name(table, self.context(user))
         provider = self.cache.get_provider(table_id)
         if user_column is None:

@@ -6,11 +6,14 @@ literals, quoted names and comments are not placeholders) is the count they need
 must be one DataFusion can bind: it is converted the way DataFusion converts it
 (``pyarrow.scalar``), so a value that would fail there (an int beyond 64 bits, a str with a lone
 surrogate, a list mixing lists and scalars, an arbitrary object) is refused here with the
-parameter's number. The SQL text itself must be valid Unicode (UTF-8 encodable).
+parameter's number. A datetime with a time zone is bound as the same instant in UTC (DataFusion
+knows fewer zone names than Python: ``right/Europe/Vienna`` made it panic). The SQL text itself
+must be valid Unicode (UTF-8 encodable).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -50,14 +53,28 @@ def check_text(sql: str) -> None:
             hint="remove it, or decode the text with errors='replace' first") from None
 
 
-def _check_value(index: int, value: Any) -> None:
+def _normalise(value: Any) -> Any:
+    """``value`` with every time-zone-aware datetime (also in lists and dicts) moved to UTC."""
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo is None else value.astimezone(dt.UTC)
+    if isinstance(value, (list, tuple)):
+        return [_normalise(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _normalise(v) for k, v in value.items()}
+    return value
+
+
+def _checked(index: int, value: Any) -> Any:
+    """``value`` normalised, once pyarrow (as DataFusion) has accepted it."""
     try:
+        value = _normalise(value)
         pa.scalar(value)
+        return value
     except (pa.ArrowException, OverflowError, TypeError, ValueError) as exc:
         detail = str(exc).split("\n")[0]
         if isinstance(exc, UnicodeEncodeError):
             detail = "it holds a character that is not valid Unicode (a lone surrogate)"
-        elif isinstance(exc, OverflowError):
+        elif isinstance(exc, OverflowError) and isinstance(value, int):
             detail = "the integer does not fit in 64 bits"
         raise InvalidParameterError(
             f"Parameter ${index} ({type(value).__name__}) cannot be bound: {detail}",
@@ -74,9 +91,7 @@ def bind_params(statements: Sequence[str], params: Any) -> list[Any] | None:
         raise InvalidParameterError(
             f"params must be a list or tuple of values, not {type(params).__name__}",
             hint="e.g. params=[42, 'text'] for $1 and $2")
-    given = list(params) if params is not None else []
-    for i, value in enumerate(given, start=1):
-        _check_value(i, value)
+    given = [_checked(i, value) for i, value in enumerate(params or (), start=1)]
     used = max((placeholders_used(sql) for sql in statements), default=0)
     if len(given) != used:
         span = "$1" if used == 1 else f"$1..${used}"
