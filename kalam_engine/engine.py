@@ -172,7 +172,8 @@ class Engine:
         if self._closed:
             raise EngineClosedError("The engine is closed", hint="open it again with connect()")
         if not isinstance(sql, str):
-            raise InvalidParameterError("sql must be a string")
+            raise InvalidParameterError(f"sql must be a string, not {type(sql).__name__}",
+                                        hint="e.g. db.execute('SELECT 1')")
         statements = split_statements(sql)
         if not statements:
             raise InvalidParameterError("Empty SQL", hint="give at least one statement")
