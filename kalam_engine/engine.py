@@ -245,7 +245,14 @@ class Engine:
             raise InvalidParameterError("user_column only applies to USER and STREAM tables")
         users = data[user_column]
         if users.null_count:
-            raise InvalidParameterError(f"Column '{user_column}' has NULL user ids")
+            raise InvalidParameterError(f"Column '{user_column}' has NULL user ids",
+                                        hint="every row needs the id of its user")
+        try:
+            users = users.cast(pa.string())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            raise InvalidParameterError(
+                f"Column '{user_column}' holds {users.type}, not user ids",
+                hint="user ids are text (or whole numbers)") from None
         keep_col = provider.core.definition.column(user_column) is not None
         payload = data if keep_col else data.drop_columns([user_column])
         import pyarrow.compute as pc

@@ -244,7 +244,7 @@ class KalamAccessor:
         try:
             arrow = pa.Table.from_pandas(df, preserve_index=False)
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError,
-                ValueError, TypeError) as exc:
+                ValueError, TypeError, OverflowError) as exc:
             raise InvalidParameterError(
                 f"the frame cannot be converted to Arrow: {exc}",
                 hint="a column mixes types; convert it with astype() first",
@@ -312,7 +312,7 @@ class KalamAccessor:
         try:
             schema = pa.Schema.from_pandas(self._df, preserve_index=False)
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, ValueError,
-                TypeError) as exc:
+                TypeError, OverflowError) as exc:
             raise InvalidParameterError(
                 f"cannot infer column types: {exc}",
                 hint="give every column a unique name and one type (astype())") from None

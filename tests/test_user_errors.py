@@ -30,7 +30,7 @@ from kalam_engine import (
     KalamError,
 )
 
-EXAMPLES = int(os.environ.get("KALAM_FUZZ_EXAMPLES", "120"))
+EXAMPLES = int(os.environ.get("KALAM_FUZZ_EXAMPLES", "80"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,
                 suppress_health_check=list(HealthCheck))
 
@@ -188,6 +188,25 @@ def test_insert_arrow_refuses_a_column_given_twice(db: kalam_engine.Engine,
     with pytest.raises(InvalidParameterError, match="given twice"):
         db.insert_arrow("app.t", data, user_column="owner")
     assert rows(db).equals(before)
+
+
+@pytest.mark.parametrize("owners", [pa.array([[1.5], []]), pa.array([b"\xff", b"a"]),
+                                    pa.array([{"a": 1}, {"a": 2}])])
+def test_insert_arrow_user_column_must_hold_user_ids(db: kalam_engine.Engine,
+                                                     owners: pa.Array) -> None:
+    before = rows(db)
+    data = pa.table({"id": [30, 31], "owner": owners})
+    with pytest.raises(InvalidParameterError, match="owner"):
+        db.insert_arrow("app.t", data, user_column="owner")
+    assert rows(db).equals(before)
+
+
+def test_accessor_frame_with_an_int_beyond_64_bits(db: kalam_engine.Engine) -> None:
+    frame = pd.DataFrame({"id": [1, 2], "big": pd.Series([2 ** 70, 1], dtype=object)})
+    with pytest.raises(InvalidParameterError):
+        frame.kalam.create_table("app.big", primary_key="id", db=db)
+    with pytest.raises(InvalidParameterError):
+        frame.rename(columns={"big": "body"}).kalam.insert("app.t", user="alice", db=db)
 
 
 def test_insert_arrow_needs_a_table_name(db: kalam_engine.Engine) -> None:
