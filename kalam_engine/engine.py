@@ -33,7 +33,11 @@ from kalam_engine.errors import (
 from kalam_engine.handlers import dml, introspection, namespaces, query, table_lock, tables
 from kalam_engine.handlers import storage as storage_handlers
 from kalam_engine.handlers import users as users_handlers
-from kalam_engine.providers.core import BaseTableProvider, TableProviderCore
+from kalam_engine.providers.core import (
+    BaseTableProvider,
+    TableProviderCore,
+    column_positions,
+)
 from kalam_engine.providers.shared import SharedTableProvider
 from kalam_engine.providers.stream import StreamTableProvider
 from kalam_engine.providers.system import (
@@ -48,6 +52,7 @@ from kalam_engine.query.session import TableResolver
 from kalam_engine.result import Result
 from kalam_engine.sql import statements as st
 from kalam_engine.sql.names import validate_name, validate_namespace, validate_user_id
+from kalam_engine.sql.params import bind_params
 from kalam_engine.sql.parser import READ_ONLY_STATEMENTS, parse_statement
 from kalam_engine.sql.tokens import split_statements
 from kalam_engine.sql.user_commands import AlterUser, CreateUser, DropUser, ExecuteAsUser
@@ -248,11 +253,12 @@ class Engine:
         if self._closed:
             raise EngineClosedError("The engine is closed", hint="open it again with connect()")
         if not isinstance(sql, str):
-            raise InvalidParameterError("sql must be a string")
+            raise InvalidParameterError(f"sql must be a string, not {type(sql).__name__}",
+                                        hint="e.g. db.execute('SELECT 1')")
         statements = split_statements(sql)
         if not statements:
             raise InvalidParameterError("Empty SQL", hint="give at least one statement")
-        param_list = list(params) if params is not None else None
+        param_list = bind_params(statements, params)
         result: Result | None = None
         for text in statements:
             ctx = self.context(user)
@@ -326,8 +332,16 @@ class Engine:
         goes to the partition of the user named in that column."""
         if self._closed:
             raise EngineClosedError("The engine is closed")
+        if not isinstance(data, (pa.Table, pa.RecordBatch)):
+            raise InvalidParameterError(
+                f"data must be a pyarrow Table or RecordBatch, not {type(data).__name__}",
+                hint="convert with pyarrow.Table.from_pandas(df), or use df.kalam.insert(...)")
+        if not isinstance(table, (str, TableId)):
+            raise InvalidParameterError(
+                f"table must be a name such as 'app.messages', not {type(table).__name__}")
         if isinstance(data, pa.RecordBatch):
             data = pa.Table.from_batches([data])
+        column_positions(data.column_names)
         table_id = self._parse_table_name(table, self.context(user))
         with table_lock.writing(self, table_id) as provider:  # the version current under it
             return self._insert_arrow(provider, data, user, user_column)
@@ -342,7 +356,14 @@ class Engine:
             raise InvalidParameterError("user_column only applies to USER and STREAM tables")
         users = data[user_column]
         if users.null_count:
-            raise InvalidParameterError(f"Column '{user_column}' has NULL user ids")
+            raise InvalidParameterError(f"Column '{user_column}' has NULL user ids",
+                                        hint="every row needs the id of its user")
+        try:
+            users = users.cast(pa.string())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            raise InvalidParameterError(
+                f"Column '{user_column}' holds {users.type}, not user ids",
+                hint="user ids are text (or whole numbers)") from None
         keep_col = provider.core.definition.column(user_column) is not None
         payload = data if keep_col else data.drop_columns([user_column])
         import pyarrow.compute as pc

@@ -94,7 +94,14 @@ def _resolve_db(db: Any) -> Any:
     return engine
 
 
+def _check_text(value: Any, what: str, example: str) -> None:
+    if not isinstance(value, str):
+        raise InvalidParameterError(f"{what} must be a string, not {type(value).__name__}",
+                                    hint=f"e.g. {example}")
+
+
 def _check_table_name(table: str) -> tuple[str, str]:
+    _check_text(table, "the table name", "'app.messages'")
     parts = table.split(".")
     if len(parts) != 2 or not all(_IDENT.match(p) for p in parts):
         raise InvalidParameterError(
@@ -236,7 +243,8 @@ class KalamAccessor:
                     )
         try:
             arrow = pa.Table.from_pandas(df, preserve_index=False)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError,
+                ValueError, TypeError, OverflowError) as exc:
             raise InvalidParameterError(
                 f"the frame cannot be converted to Arrow: {exc}",
                 hint="a column mixes types; convert it with astype() first",
@@ -288,6 +296,7 @@ class KalamAccessor:
         the routing key for ``insert(user_column=...)``). Returns the engine's message.
         """
         ns, name = _check_table_name(table)
+        _check_text(table_type, "table_type", "table_type='user'")
         kind = table_type.strip().upper()
         if kind not in {"USER", "SHARED", "STREAM"}:
             raise InvalidParameterError(
@@ -298,10 +307,15 @@ class KalamAccessor:
                 f"{kind} tables need a primary key: pass primary_key='<column>'",
                 hint="a name that is not a frame column becomes an auto id (SNOWFLAKE_ID())",
             )
+        if primary_key is not None:
+            _check_text(primary_key, "primary_key", "primary_key='id'")
         try:
             schema = pa.Schema.from_pandas(self._df, preserve_index=False)
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            raise InvalidParameterError(f"cannot infer column types: {exc}") from None
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, ValueError,
+                TypeError, OverflowError) as exc:
+            raise InvalidParameterError(
+                f"cannot infer column types: {exc}",
+                hint="give every column a unique name and one type (astype())") from None
         defs: list[str] = []
         for field in schema:
             if field.name == user_column:
@@ -324,13 +338,18 @@ class KalamAccessor:
             defs.insert(0, f"{primary_key} BIGINT PRIMARY KEY DEFAULT SNOWFLAKE_ID()")
         options = []
         if access_level is not None:
+            _check_text(access_level, "access_level", "access_level='public'")
             if access_level.upper() not in {"PUBLIC", "PRIVATE", "RESTRICTED", "DBA"}:
                 raise InvalidParameterError(
                     f"access_level {access_level!r} is not one of public, private, restricted, dba"
                 )
             options.append(f"ACCESS_LEVEL='{access_level.upper()}'")
         if ttl_seconds is not None:
-            options.append(f"TTL_SECONDS={int(ttl_seconds)}")
+            if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, int):
+                raise InvalidParameterError(
+                    f"ttl_seconds must be a whole number of seconds, not {ttl_seconds!r}",
+                    hint="e.g. ttl_seconds=3600")
+            options.append(f"TTL_SECONDS={ttl_seconds}")
         sql = (
             f"CREATE {kind} TABLE {'IF NOT EXISTS ' if if_not_exists else ''}{ns}.{name} "
             f"({', '.join(defs)})"

@@ -39,10 +39,11 @@ def can_impersonate(actor_id: str, actor_role: Role, target_id: str, target_role
     return target_role in _TARGETS[actor_role]
 
 
-def denial_message(actor_id: str, actor_role: Role, target_id: str, target_role: Role) -> str:
+def denial_message(actor_id: str, actor_role: Role, target_id: str) -> str:
+    """The same words whatever the target is: it names no role, existence or state of the
+    target (the audit log keeps the details for admins)."""
     return (f"EXECUTE AS USER is not authorized: actor '{actor_id}' with role "
-            f"{actor_role.label.capitalize()} cannot target '{target_id}' with role "
-            f"{target_role.label.capitalize()}")
+            f"{actor_role.label.capitalize()} cannot act as '{target_id}'")
 
 
 def audit(db: SqliteDatabase, *, actor_id: str, actor_role: Role, target_id: str,

@@ -173,23 +173,29 @@ def describe_table(engine: Engine, stmt: st.DescribeTable, ctx: ExecutionContext
 
 
 def show_stats(engine: Engine, stmt: st.ShowStats, ctx: ExecutionContext) -> Result:
+    """One row of figures for a table. Below role dba the figures are those of the caller's own
+    partition (their rows of a USER/STREAM table), so they never move with other users'
+    writes; dba and system see the whole table."""
     table_id = engine.table_id_for(stmt.table, ctx)
     provider = engine.cache.get_provider(table_id)
     store = provider.store
     visible = provider.visible_rows(ctx).num_rows if store is not None else 0
-    hot_rows, hot_bytes = store.hot_stats() if store is not None else (0, 0)
+    hot_rows = hot_bytes = segments = 0
+    if store is not None and ctx.role >= Role.DBA:
+        hot_rows, hot_bytes = store.hot_stats()
+        segments = store.cold_stats()[2]
+    elif store is not None:
+        part = store.existing_partition(provider.scope(ctx))
+        if part is not None:
+            hot_rows, hot_bytes, segments = part.row_count, part.nbytes, len(part.segments)
     entry = engine.cache.peek(table_id)
     table = pa.table({
         "table_name": [table_id.name], "namespace": [table_id.namespace],
         "schema_version": pa.array([provider.core.schema_version], pa.int32()),
         "logical_rows": pa.array([visible], pa.int64()),
         "hot_rows": pa.array([hot_rows], pa.int64()),
-        "flushed_segments": pa.array([store.cold_stats()[2] if store is not None else 0],
-                                     pa.int64()),
+        "flushed_segments": pa.array([segments], pa.int64()),
         "active_streams": pa.array([0], pa.int64()),
         "memory_bytes": pa.array([hot_bytes + (entry.memory_bytes if entry else 0)], pa.int64()),
     })
-    if ctx.role < Role.SERVICE:
-        # hot_rows counts every user's rows of a USER table; below service only yours show.
-        table = table.set_column(4, "hot_rows", pa.array([visible], pa.int64()))
     return Result("query", table=table, row_count=1)

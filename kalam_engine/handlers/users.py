@@ -205,6 +205,9 @@ def drop_user(engine: Engine, stmt: uc.DropUser, ctx: ExecutionContext) -> Resul
     return Result("ddl", message=f"User '{user_id}' dropped")
 
 
+_USER_COMMANDS = (uc.CreateUser, uc.AlterUser, uc.DropUser)
+
+
 def execute_as_user(engine: Engine, stmt: uc.ExecuteAsUser, ctx: ExecutionContext,
                     params: list[Any] | None) -> Result:
     """Run one statement as another user (role user), if the actor's role allows it."""
@@ -213,6 +216,11 @@ def execute_as_user(engine: Engine, stmt: uc.ExecuteAsUser, ctx: ExecutionContex
     if isinstance(inner, st.UseNamespace):
         raise UnsupportedError("USE / SET NAMESPACE cannot run inside EXECUTE AS USER",
                                hint="it would change the other user's session namespace")
+    if isinstance(inner, _USER_COMMANDS):
+        raise PermissionDeniedError(
+            "CREATE / ALTER / DROP USER cannot run inside EXECUTE AS USER",
+            hint="run it as yourself: users change their own password or email, admins any "
+                 "user's")
     if target == ctx.user_id:  # a no-op: same identity, same role
         impersonation.audit(engine._db, actor_id=ctx.user_id, actor_role=ctx.role,
                             target_id=target, allowed=True, reason="self",
@@ -224,7 +232,7 @@ def execute_as_user(engine: Engine, stmt: uc.ExecuteAsUser, ctx: ExecutionContex
                             target_id=target, allowed=False, reason="role_not_allowed",
                             statement=stmt.inner_sql)
         raise PermissionDeniedError(
-            impersonation.denial_message(ctx.user_id, ctx.role, target, target_role),
+            impersonation.denial_message(ctx.user_id, ctx.role, target),
             hint="system may target any role, dba targets dba/service/user, service targets "
                  "service/user, user targets only themselves")
     impersonation.audit(engine._db, actor_id=ctx.user_id, actor_role=ctx.role,

@@ -32,6 +32,17 @@ from kalam_engine.providers.coerce import coerce
 from kalam_engine.storage.table_store import TableStore
 
 
+def column_positions(names: list[str]) -> dict[str, int]:
+    """Lower-cased column name -> position; a name given twice is refused."""
+    positions = {name.lower(): i for i, name in enumerate(names)}
+    if len(positions) != len(names):
+        lowered = [name.lower() for name in names]
+        raise InvalidParameterError(
+            f"Column {next(n for n in lowered if lowered.count(n) > 1)!r} is given twice",
+            hint="give each column once (names are case-insensitive)")
+    return positions
+
+
 @dataclass(frozen=True, slots=True)
 class TableProviderCore:
     """What every provider type shares; built once when the table is registered."""
@@ -201,7 +212,7 @@ class BaseTableProvider(ABC):
                   deleted: bool = False) -> pa.Table:
         """Build full stored rows from ``batch``: coerce, fill defaults, check NOT NULL."""
         n = batch.num_rows
-        supplied = {name.lower(): i for i, name in enumerate(batch.column_names)}
+        supplied = column_positions(batch.column_names)
         schema = self.core.schema
         user_fields = [f for f in schema if f.name not in (SEQ_COLUMN, DELETED_COLUMN)]
         unknown = set(supplied) - {f.name for f in user_fields}

@@ -53,6 +53,13 @@ def _strip_identity_parens(sql: str) -> str:
     return "".join(out)
 
 
+def _is_panic(exc: BaseException) -> bool:
+    """pyo3 raises a Rust panic as ``pyo3_runtime.PanicException`` (a BaseException that its
+    module does not export for import)."""
+    return type(exc).__name__ == "PanicException" and \
+        type(exc).__module__ == "pyo3_runtime"
+
+
 class QueryRunner:
     """Plans and runs statements for the engine; keeps the default-ORDER-BY decisions cached
     per (namespace, statement text) like KalamDB's plan cache."""
@@ -118,8 +125,13 @@ class QueryRunner:
             raise
         except Exception as exc:  # DataFusion raises plain exceptions with its message
             raise self.translate(exc, state, ctx) from None
-        except BaseException:  # interrupted mid-statement: do not lend this session again
+        except BaseException as exc:  # interrupted mid-statement: do not lend this session again
             reusable = False
+            if _is_panic(exc):  # a Rust panic inside DataFusion (pyo3's PanicException)
+                raise ExecutionError(
+                    f"DataFusion failed on this statement: {str(exc).splitlines()[0][:300]}",
+                    hint="check the statement's values (e.g. a time zone DataFusion does not "
+                         "know); the engine is still usable") from None
             raise
         finally:
             self._sessions.give_back(session, catalog, reusable=reusable)

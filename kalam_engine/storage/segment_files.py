@@ -7,6 +7,7 @@ manifest row (size, and the checksum when recorded) before Parquet decodes a byt
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections import Counter
@@ -20,6 +21,7 @@ from kalam_engine.context import TableId
 from kalam_engine.errors import CorruptDataError, MissingFileError, StorageError
 from kalam_engine.storage.checksums import segment_checksum
 from kalam_engine.storage.conform import column_key
+from kalam_engine.storage.failures import file_error
 from kalam_engine.storage.manifest import Segment
 
 STORAGE_DIR = "storage"
@@ -56,18 +58,23 @@ class SegmentFiles:
               rows: pa.Table) -> tuple[int, str]:
         """Write ``rows`` durably at ``relative``; return the file's size and checksum."""
         final = self.root / relative
-        final.parent.mkdir(parents=True, exist_ok=True)
         tmp = final.with_name(final.name + TMP_SUFFIX)
         sink = pa.BufferOutputStream()
         pq.write_table(rows, sink, compression="zstd", write_statistics=True)
         data = sink.getvalue()
         checksum = segment_checksum(table_key, scope, relative, memoryview(data))
-        with open(tmp, "wb") as fh:
-            fh.write(memoryview(data))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, final)
-        _fsync_dir(final.parent)
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as fh:
+                fh.write(memoryview(data))
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, final)
+            _fsync_dir(final.parent)
+        except OSError as exc:  # disk full, read-only: leave no partial file behind
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            raise file_error(exc, f"write segment file {relative}") from exc
         return data.size, checksum
 
     def read(self, segment: Segment, fields: pa.Schema | None = None) -> pa.Table:

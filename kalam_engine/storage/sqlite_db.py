@@ -10,13 +10,16 @@ created, and ``transaction()`` refuses before SQLite is asked (ReadOnlyError).
 from __future__ import annotations
 
 import contextlib
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 from kalam_engine.errors import ReadOnlyError, StorageError
+from kalam_engine.storage.failures import storage_error
 
+log = logging.getLogger(__name__)
 DURABILITY_LEVELS = {"full": "FULL", "normal": "NORMAL", "off": "OFF"}
 
 SCHEMA = """
@@ -79,7 +82,8 @@ class SqliteDatabase:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A transaction; nested calls join the outer one."""
+        """A transaction; nested calls join the outer one. If SQLite refuses it (disk full,
+        read-only file, I/O error), it is rolled back and a StorageError says so."""
         if self.read_only:
             raise ReadOnlyError(
                 "This engine was opened with read_only=True and cannot write",
@@ -93,20 +97,38 @@ class SqliteDatabase:
                 finally:
                     self._depth -= 1
                 return
-            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise storage_error(exc) from exc
             self._depth = 1
             try:
                 yield self.conn
-            except BaseException:
+                self.conn.execute("COMMIT")
+            except BaseException as exc:
                 self._depth = 0
-                self.conn.execute("ROLLBACK")
+                self._rollback()
+                if isinstance(exc, sqlite3.Error):
+                    raise storage_error(exc) from exc
                 raise
             self._depth = 0
-            self.conn.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        # A failed COMMIT may have ended the transaction already (SQLite rolls back by itself
+        # on some errors); a ROLLBACK then would fail and hide the first error.
+        if not self.conn.in_transaction:
+            return
+        try:
+            self.conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            log.exception("ROLLBACK failed")
 
     def query(self, sql: str, args: tuple = ()) -> list[tuple]:
         with self.lock:
-            return self.conn.execute(sql, args).fetchall()
+            try:
+                return self.conn.execute(sql, args).fetchall()
+            except sqlite3.Error as exc:
+                raise storage_error(exc) from exc
 
     def close(self) -> None:
         with self.lock:
