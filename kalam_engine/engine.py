@@ -52,7 +52,7 @@ from kalam_engine.query.session import TableResolver
 from kalam_engine.result import Result
 from kalam_engine.sql import statements as st
 from kalam_engine.sql.names import validate_name, validate_namespace, validate_user_id
-from kalam_engine.sql.params import bind_params
+from kalam_engine.sql.params import bind_params, check_text
 from kalam_engine.sql.parser import READ_ONLY_STATEMENTS, parse_statement
 from kalam_engine.sql.tokens import split_statements
 from kalam_engine.sql.user_commands import AlterUser, CreateUser, DropUser, ExecuteAsUser
@@ -255,6 +255,7 @@ class Engine:
         if not isinstance(sql, str):
             raise InvalidParameterError(f"sql must be a string, not {type(sql).__name__}",
                                         hint="e.g. db.execute('SELECT 1')")
+        check_text(sql)  # comments included, which the split leaves out
         statements = split_statements(sql)
         if not statements:
             raise InvalidParameterError("Empty SQL", hint="give at least one statement")

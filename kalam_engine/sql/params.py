@@ -14,7 +14,7 @@ must be valid Unicode (UTF-8 encodable).
 from __future__ import annotations
 
 import datetime as dt
-import re
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,21 +24,19 @@ from sqlglot.tokens import TokenType
 from kalam_engine.errors import InvalidParameterError, InvalidSqlError
 from kalam_engine.sql.tokens import tokenize
 
-_PLACEHOLDER = re.compile(r"^\$([0-9]+)$")
-
 
 def placeholders_used(sql: str) -> int:
-    """The highest ``$n`` of ``sql`` (0 when it has none)."""
+    """The highest ``$n`` of ``sql`` (0 when it has none): the tokenizer reads ``$n`` as a
+    PARAMETER token followed by its number (``$$..$$`` strings and quoted text are tokens of
+    their own, so a ``$`` inside them never counts)."""
     if "$" not in sql:
         return 0
     highest = 0
-    for tok in tokenize(sql):
-        if tok.token_type in (TokenType.STRING, TokenType.IDENTIFIER,
-                              TokenType.NATIONAL_STRING):
-            continue
-        match = _PLACEHOLDER.match(tok.text)
-        if match:
-            highest = max(highest, int(match.group(1)))
+    tokens = tokenize(sql)
+    for tok, following in itertools.pairwise(tokens):
+        if (tok.token_type is TokenType.PARAMETER and following.token_type is TokenType.NUMBER
+                and following.start == tok.end + 1 and following.text.isdigit()):
+            highest = max(highest, int(following.text))
     return highest
 
 
