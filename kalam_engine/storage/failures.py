@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import sqlite3
+from pathlib import Path
 
 from kalam_engine.errors import CorruptDataError, StorageError
 
@@ -19,6 +20,7 @@ SQLITE_IOERR, SQLITE_CORRUPT, SQLITE_FULL, SQLITE_CANTOPEN = 10, 11, 13, 14
 SQLITE_NOTADB = 26
 
 _NOT_WRITTEN = "nothing was changed"
+RECOVER_COMMAND = "python -m kalam_engine.recover"
 _ERRORS: dict[int, tuple[type[StorageError], str, str]] = {
     SQLITE_FULL: (StorageError, "The disk holding the database is full",
                   "free disk space (or raise the quota), then run the statement again"),
@@ -43,8 +45,9 @@ _ERRORS: dict[int, tuple[type[StorageError], str, str]] = {
 }
 
 
-def storage_error(exc: sqlite3.Error) -> StorageError:
-    """The KalamError for a failed SQLite call (the statement it belonged to did nothing)."""
+def storage_error(exc: sqlite3.Error, path: Path | None = None) -> StorageError:
+    """The KalamError for a failed SQLite call (the statement it belonged to did nothing);
+    ``path``, the catalog file, names the recovery command for a damaged one."""
     code = getattr(exc, "sqlite_errorcode", None)
     known = _ERRORS.get(code & 0xFF) if isinstance(code, int) else None
     name = getattr(exc, "sqlite_errorname", None) or type(exc).__name__
@@ -53,6 +56,10 @@ def storage_error(exc: sqlite3.Error) -> StorageError:
                             hint="run the statement again; if it keeps failing, reopen the "
                                  "engine")
     cls, message, hint = known
+    if cls is CorruptDataError and path is not None:
+        hint = (f"restore kalam.sqlite from a backup (or try `sqlite3 {path} .recover`), or "
+                f"run `{RECOVER_COMMAND} {path.parent}` to move it and its segments to "
+                f"{path.parent / 'quarantine'} and start an empty database")
     return cls(f"{message} ({name}); {_NOT_WRITTEN}", hint=hint)
 
 

@@ -21,13 +21,12 @@ from kalam_engine.context import TableId
 from kalam_engine.errors import CorruptDataError, MissingFileError, StorageError
 from kalam_engine.storage.checksums import segment_checksum
 from kalam_engine.storage.conform import column_key
-from kalam_engine.storage.failures import file_error
+from kalam_engine.storage.failures import RECOVER_COMMAND, file_error
 from kalam_engine.storage.manifest import Segment
 
 STORAGE_DIR = "storage"
 SEGMENT_SUFFIX = ".parquet"
 TMP_SUFFIX = ".tmp"
-RECOVER_COMMAND = "python -m kalam_engine.recover"
 
 
 def _fsync_dir(path: Path) -> None:

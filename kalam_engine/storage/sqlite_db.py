@@ -100,7 +100,7 @@ class SqliteDatabase:
             try:
                 self.conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
-                raise storage_error(exc) from exc
+                raise storage_error(exc, self.path) from exc
             self._depth = 1
             try:
                 yield self.conn
@@ -109,7 +109,7 @@ class SqliteDatabase:
                 self._depth = 0
                 self._rollback()
                 if isinstance(exc, sqlite3.Error):
-                    raise storage_error(exc) from exc
+                    raise storage_error(exc, self.path) from exc
                 raise
             self._depth = 0
 
@@ -128,7 +128,7 @@ class SqliteDatabase:
             try:
                 return self.conn.execute(sql, args).fetchall()
             except sqlite3.Error as exc:
-                raise storage_error(exc) from exc
+                raise storage_error(exc, self.path) from exc
 
     def close(self) -> None:
         with self.lock:
