@@ -23,6 +23,7 @@ from kalam_engine.context import ROOT_USER, ExecutionContext, Role, TableId, Tab
 from kalam_engine.errors import (
     EngineClosedError,
     InvalidParameterError,
+    InvalidSqlError,
     KalamError,
     NamespaceNotFoundError,
     UnsupportedError,
@@ -44,6 +45,7 @@ from kalam_engine.query.runner import QueryRunner
 from kalam_engine.query.session import TableResolver
 from kalam_engine.result import Result
 from kalam_engine.sql import statements as st
+from kalam_engine.sql.limits import check_statement_shape
 from kalam_engine.sql.names import validate_name, validate_namespace, validate_user_id
 from kalam_engine.sql.parser import parse_statement
 from kalam_engine.sql.tokens import split_statements
@@ -53,6 +55,28 @@ from kalam_engine.storage.sqlite_db import DURABILITY_LEVELS, SqliteDatabase
 
 DEFAULT_NAMESPACE = "default"
 CATALOG_FILE = "kalam.sqlite"
+# KalamDB's server stops a statement after 300 s; a notebook user can set None (no limit).
+DEFAULT_STATEMENT_TIMEOUT: float | None = 300.0
+
+
+def _default_memory_limit() -> int:
+    """A quarter of the machine's memory (2 GiB where it cannot be read)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 4
+    except (ValueError, OSError, AttributeError):
+        return 2 << 30
+
+
+DEFAULT_MEMORY_LIMIT: int | None = _default_memory_limit()  # bytes per statement
+
+
+def _checked_limit(value: Any, name: str) -> Any:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
+                              or not value > 0):
+        raise InvalidParameterError(f"{name} must be a positive number or None, not {value!r}")
+    return value
+
+
 _PROVIDER_CLASSES: dict[TableType, type[BaseTableProvider]] = {
     TableType.USER: UserTableProvider,
     TableType.SHARED: SharedTableProvider,
@@ -65,7 +89,9 @@ class Engine:
 
     def __init__(self, path: str | os.PathLike[str] = ":memory:", *,
                  cache_capacity: int = 1024, durability: str = "full",
-                 fast_paths: bool = True) -> None:
+                 fast_paths: bool = True,
+                 memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
+                 statement_timeout: float | None = DEFAULT_STATEMENT_TIMEOUT) -> None:
         if durability not in DURABILITY_LEVELS:
             raise InvalidParameterError(f"Unknown durability '{durability}'",
                                         hint="use 'full', 'normal' or 'off'")
@@ -79,7 +105,9 @@ class Engine:
         self.cache = SchemaCache(self._load_definition, self._build_provider,
                                  self._storage_path, capacity=cache_capacity)
         resolver = TableResolver(self._namespace_names, self._table_names, self.cache.get_provider)
-        self.runner = QueryRunner(resolver, IdFunctions(self.storage.seq))
+        self.runner = QueryRunner(resolver, IdFunctions(self.storage.seq),
+                                  memory_limit=_checked_limit(memory_limit, "memory_limit"))
+        self.statement_timeout = statement_timeout
         self._session_ns: dict[str, str] = {}
         self.fast_paths = fast_paths
         self._roles: dict[str, Role] = {}
@@ -129,6 +157,16 @@ class Engine:
     def fast_paths(self, enabled: bool) -> None:
         self._fast_paths = enabled
         self.runner.prefetch = enabled
+
+    @property
+    def statement_timeout(self) -> float | None:
+        """Seconds a statement's query may run before it is stopped with a ResourceLimitError
+        (None: no limit). Settable at any time; the next statement uses the new value."""
+        return self.runner.statement_timeout
+
+    @statement_timeout.setter
+    def statement_timeout(self, seconds: float | None) -> None:
+        self.runner.statement_timeout = _checked_limit(seconds, "statement_timeout")
 
     @property
     def closed(self) -> bool:
@@ -183,7 +221,12 @@ class Engine:
         return result
 
     def _execute_one(self, sql: str, ctx: ExecutionContext, params: list[Any] | None) -> Result:
-        return self.run_statement(parse_statement(sql), ctx, params)
+        check_statement_shape(sql)
+        try:
+            return self.run_statement(parse_statement(sql), ctx, params)
+        except RecursionError:
+            raise InvalidSqlError("The statement is nested too deeply to read",
+                                  hint="flatten the expression, e.g. with a WITH clause") from None
 
     def run_statement(self, stmt: object, ctx: ExecutionContext,
                       params: list[Any] | None) -> Result:

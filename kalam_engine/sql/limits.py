@@ -24,6 +24,7 @@ statement cannot hide brackets or operators from the check.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -193,6 +194,7 @@ def _measure_one(sql: str, backslash: bool, nested: bool, limits: ShapeLimits
     return StatementShape(depth, terms, operators, tokens)
 
 
+@functools.lru_cache(maxsize=1024)
 def measure(sql: str, limits: ShapeLimits = DEFAULT_LIMITS) -> StatementShape:
     """The shape of ``sql``: the largest figures over every reading of its strings and
     comments (measuring stops early once a figure is over ``limits``)."""
