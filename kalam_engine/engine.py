@@ -25,6 +25,7 @@ from kalam_engine.context import ROOT_USER, ExecutionContext, Role, TableId, Tab
 from kalam_engine.errors import (
     EngineClosedError,
     InvalidParameterError,
+    InvalidSqlError,
     KalamError,
     NamespaceNotFoundError,
     ReadOnlyError,
@@ -51,6 +52,7 @@ from kalam_engine.query.runner import QueryRunner
 from kalam_engine.query.session import TableResolver
 from kalam_engine.result import Result
 from kalam_engine.sql import statements as st
+from kalam_engine.sql.limits import check_statement_shape
 from kalam_engine.sql.names import validate_name, validate_namespace, validate_user_id
 from kalam_engine.sql.params import bind_params, check_text
 from kalam_engine.sql.parser import READ_ONLY_STATEMENTS, parse_statement
@@ -71,6 +73,28 @@ from kalam_engine.storage.read_view import ReadOnlyView
 from kalam_engine.storage.sqlite_db import DURABILITY_LEVELS, SqliteDatabase
 
 DEFAULT_NAMESPACE = "default"
+# KalamDB's server stops a statement after 300 s; a notebook user can set None (no limit).
+DEFAULT_STATEMENT_TIMEOUT: float | None = 300.0
+
+
+def _default_memory_limit() -> int:
+    """A quarter of the machine's memory (2 GiB where it cannot be read)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 4
+    except (ValueError, OSError, AttributeError):
+        return 2 << 30
+
+
+DEFAULT_MEMORY_LIMIT: int | None = _default_memory_limit()  # bytes per statement
+
+
+def _checked_limit(value: Any, name: str) -> Any:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
+                              or not value > 0):
+        raise InvalidParameterError(f"{name} must be a positive number or None, not {value!r}")
+    return value
+
+
 _PROVIDER_CLASSES: dict[TableType, type[BaseTableProvider]] = {
     TableType.USER: UserTableProvider,
     TableType.SHARED: SharedTableProvider,
@@ -88,19 +112,23 @@ class Engine:
 
     def __init__(self, path: str | os.PathLike[str] = ":memory:", *,
                  cache_capacity: int = 1024, durability: str = "full",
-                 fast_paths: bool = True, read_only: bool = False) -> None:
+                 fast_paths: bool = True, read_only: bool = False,
+                 memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
+                 statement_timeout: float | None = DEFAULT_STATEMENT_TIMEOUT) -> None:
         if durability not in DURABILITY_LEVELS:
             raise InvalidParameterError(f"Unknown durability '{durability}'",
                                         hint="use 'full', 'normal' or 'off'")
         if not isinstance(read_only, bool):
             raise InvalidParameterError("read_only must be True or False")
+        limits = (_checked_limit(memory_limit, "memory_limit"),
+                  _checked_limit(statement_timeout, "statement_timeout"))
         self.path: Path | None = data_path(path)
         self.read_only = read_only
         self._dir_lock: DirectoryLock | None = None
         self._view: ReadOnlyView | None = None
         self._db = self._open_database(durability)
         try:
-            self._open(cache_capacity, fast_paths)
+            self._open(cache_capacity, fast_paths, *limits)
         except BaseException:
             self._abandon()
             raise
@@ -139,14 +167,17 @@ class Engine:
         if self._dir_lock is not None:
             self._dir_lock.release()
 
-    def _open(self, cache_capacity: int, fast_paths: bool) -> None:
+    def _open(self, cache_capacity: int, fast_paths: bool, memory_limit: int | None,
+              statement_timeout: float | None) -> None:
         self.catalog = CatalogStore(self._db)
         self.storage = StorageManager(self._db, self.path, read_only=self.read_only)
         self._system = self._system_tables()
         self.cache = SchemaCache(self._load_definition, self._build_provider,
                                  self._storage_path, capacity=cache_capacity)
         resolver = TableResolver(self._namespace_names, self._table_names, self.cache.get_provider)
-        self.runner = QueryRunner(resolver, IdFunctions(self.storage.seq))
+        self.runner = QueryRunner(resolver, IdFunctions(self.storage.seq),
+                                  memory_limit=memory_limit)
+        self.statement_timeout = statement_timeout
         self._session_ns: dict[str, str] = {}
         self.fast_paths = fast_paths
         self._roles: dict[str, Role] = {}
@@ -217,6 +248,16 @@ class Engine:
         self.runner.prefetch = enabled
 
     @property
+    def statement_timeout(self) -> float | None:
+        """Seconds a statement's query may run before it is stopped with a ResourceLimitError
+        (None: no limit). Settable at any time; the next statement uses the new value."""
+        return self.runner.statement_timeout
+
+    @statement_timeout.setter
+    def statement_timeout(self, seconds: float | None) -> None:
+        self.runner.statement_timeout = _checked_limit(seconds, "statement_timeout")
+
+    @property
     def closed(self) -> bool:
         return self._closed
 
@@ -271,7 +312,12 @@ class Engine:
         return result
 
     def _execute_one(self, sql: str, ctx: ExecutionContext, params: list[Any] | None) -> Result:
-        return self.run_statement(parse_statement(sql), ctx, params)
+        check_statement_shape(sql)
+        try:
+            return self.run_statement(parse_statement(sql), ctx, params)
+        except RecursionError:
+            raise InvalidSqlError("The statement is nested too deeply to read",
+                                  hint="flatten the expression, e.g. with a WITH clause") from None
 
     def run_statement(self, stmt: object, ctx: ExecutionContext,
                       params: list[Any] | None) -> Result:

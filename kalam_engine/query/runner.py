@@ -16,13 +16,16 @@ from kalam_engine.errors import (
     InvalidParameterError,
     InvalidSqlError,
     KalamError,
+    ResourceLimitError,
     TableNotFoundError,
     UnsupportedError,
 )
+from kalam_engine.query.checked_functions import register_checked_functions
 from kalam_engine.query.default_order import with_default_order
+from kalam_engine.query.execution import Budget, StatementTimeout, collect, describe_bytes
 from kalam_engine.query.functions import IdFunctions
 from kalam_engine.query.prefetch import ArrowViews, table_references
-from kalam_engine.query.session import RequestState, SessionPool, TableResolver
+from kalam_engine.query.session import RequestCatalog, RequestState, SessionPool, TableResolver
 from kalam_engine.sql.tokens import tokenize
 
 CATALOG_PREFIX = "kalam."
@@ -65,14 +68,21 @@ class QueryRunner:
     per (namespace, statement text) like KalamDB's plan cache."""
 
     def __init__(self, resolver: TableResolver, functions: IdFunctions,
-                 plan_cache_size: int = 512) -> None:
+                 plan_cache_size: int = 512, *, memory_limit: int | None = None,
+                 statement_timeout: float | None = None) -> None:
         self.resolver = resolver
         self.functions = functions
         self._rewrites: OrderedDict[tuple[str, str], str] = OrderedDict()
         self._rewrite_cap = plan_cache_size
         self._views = ArrowViews()
-        self._sessions = SessionPool(
-            lambda session, catalog: functions.register(session, lambda: catalog.request().ctx))
+        self.memory_limit = memory_limit  # bytes per statement (DataFusion's pool and results)
+        self.statement_timeout = statement_timeout  # seconds per statement, None: no limit
+
+        def prepare(session: SessionContext, catalog: RequestCatalog) -> None:
+            functions.register(session, lambda: catalog.request().ctx)
+            register_checked_functions(session, catalog.request)
+
+        self._sessions = SessionPool(prepare, memory_limit=memory_limit)
         self.prefetch = True  # hand DataFusion MemTables read before planning (see prefetch.py)
 
     def clear_plans(self) -> None:
@@ -114,17 +124,24 @@ class QueryRunner:
         """Plan and run ``sql`` for ``ctx`` and return all its rows."""
         if include_deleted is None:
             include_deleted = "_deleted" in sql.lower()
-        state = RequestState(self.resolver, ctx, include_deleted)
+        timeout = StatementTimeout(self.statement_timeout)
+        state = RequestState(self.resolver, ctx, include_deleted, Budget(self.memory_limit))
         if self.prefetch:
             self._prefetch(state, sql)
         session, catalog = self._sessions.lend(state)
         reusable = True
         try:
-            return self._plan(session, state, sql, params, default_order).to_arrow_table()
+            frame = self._plan(session, state, sql, params, default_order)
+            return collect(frame, timeout, state.budget)
+        except ResourceLimitError:  # stopped mid-statement: do not lend this session again
+            reusable = False
+            raise
         except KalamError:
             raise
         except Exception as exc:  # DataFusion raises plain exceptions with its message
-            raise self.translate(exc, state, ctx) from None
+            error = self.translate(exc, state, ctx)
+            reusable = not isinstance(error, ResourceLimitError)
+            raise error from None
         except BaseException as exc:  # interrupted mid-statement: do not lend this session again
             reusable = False
             if _is_panic(exc):  # a Rust panic inside DataFusion (pyo3's PanicException)
@@ -160,6 +177,12 @@ class QueryRunner:
         if state.error is not None:
             return state.error
         text = str(exc)
+        if "Resources exhausted" in text:  # DataFusion's memory pool is full
+            limit = describe_bytes(self.memory_limit or 0)
+            return ResourceLimitError(
+                f"The statement needs more than its memory budget of {limit}",
+                hint="narrow the query (WHERE, LIMIT, fewer groups), or connect with a larger "
+                     "memory_limit")
         message = text.split("\n")[0]
         for prefix in ("DataFusion error: ", "Error during planning: ", "SQL error: ",
                        "Execution error: ", "Arrow error: "):

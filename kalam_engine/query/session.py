@@ -17,12 +17,13 @@ from collections.abc import Callable, Iterable
 
 import pyarrow as pa
 import pyarrow.dataset as pds
-from datafusion import SessionConfig, SessionContext
+from datafusion import RuntimeEnvBuilder, SessionConfig, SessionContext
 from datafusion.catalog import CatalogProvider, SchemaProvider, Table
 
 from kalam_engine.context import ExecutionContext, Role, TableId
 from kalam_engine.errors import KalamError, TableNotFoundError
 from kalam_engine.providers.core import BaseTableProvider
+from kalam_engine.query.execution import Budget
 
 CATALOG_NAME = "kalam"
 SYSTEM_NAMESPACE = "system"
@@ -65,11 +66,12 @@ class TableResolver:
 class RequestState:
     """Per-request facts the adapters share: the context, options, and the first error."""
 
-    __slots__ = ("ctx", "error", "include_deleted", "resolver", "views")
+    __slots__ = ("budget", "ctx", "error", "include_deleted", "resolver", "views")
 
     def __init__(self, resolver: TableResolver, ctx: ExecutionContext,
-                 include_deleted: bool) -> None:
+                 include_deleted: bool, budget: Budget | None = None) -> None:
         self.resolver = resolver
+        self.budget = budget if budget is not None else Budget(None)
         self.ctx = ctx
         self.include_deleted = include_deleted
         self.error: KalamError | None = None
@@ -166,10 +168,18 @@ def _config(namespace: str, target_partitions: int) -> SessionConfig:
             .with_target_partitions(target_partitions))
 
 
-def new_session(namespace: str, *, target_partitions: int = 1
+def new_session(namespace: str, *, target_partitions: int = 1, memory_limit: int | None = None
                 ) -> tuple[SessionContext, RequestCatalog]:
-    """A DataFusion session with the Kalam catalog as default (serving no request yet)."""
-    session = SessionContext(_config(namespace, target_partitions))
+    """A DataFusion session with the Kalam catalog as default (serving no request yet).
+
+    With ``memory_limit`` (bytes) the session's operators (sorts, joins, aggregations) share a
+    memory pool of that size: spillable ones spill to disk, the others fail with "Resources
+    exhausted" once it is full. A session serves one statement at a time, so this is a budget
+    per statement."""
+    runtime = RuntimeEnvBuilder()
+    if memory_limit is not None:
+        runtime = runtime.with_fair_spill_pool(memory_limit)
+    session = SessionContext(_config(namespace, target_partitions), runtime)
     catalog = RequestCatalog()
     session.register_catalog_provider(CATALOG_NAME, catalog)
     return session, catalog
@@ -185,7 +195,9 @@ class SessionPool:
     """
 
     def __init__(self, prepare: Callable[[SessionContext, RequestCatalog], None],
-                 per_namespace: int = 4, namespaces: int = 64) -> None:
+                 per_namespace: int = 4, namespaces: int = 64,
+                 memory_limit: int | None = None) -> None:
+        self.memory_limit = memory_limit
         self._idle: OrderedDict[str, list[tuple[SessionContext, RequestCatalog]]] = \
             OrderedDict()
         self._prepare = prepare
@@ -199,7 +211,7 @@ class SessionPool:
             idle = self._idle.get(namespace)
             lent = idle.pop() if idle else None
         if lent is None:
-            lent = new_session(namespace)
+            lent = new_session(namespace, memory_limit=self.memory_limit)
             self._prepare(*lent)
         session, catalog = lent
         catalog.state = state

@@ -25,10 +25,10 @@ _DECIMAL = re.compile(r"^(\d+\.\d*|\.\d+)$")
 @functools.lru_cache(maxsize=256)
 def syntax_trees(sql: str) -> tuple[exp.Expression, ...]:
     """The statements of ``sql`` as sqlglot trees (shared: read them, never change them);
-    empty when sqlglot cannot read the text."""
+    empty when sqlglot cannot read the text (or recurses too deep on it)."""
     try:
         return tuple(tree for tree in sqlglot.parse(sql) if tree is not None)
-    except SqlglotError:
+    except (SqlglotError, RecursionError):  # too deep for sqlglot: DataFusion decides
         return ()
 
 
