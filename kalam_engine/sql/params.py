@@ -14,6 +14,7 @@ must be valid Unicode (UTF-8 encodable).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import itertools
 from collections.abc import Sequence
 from typing import Any
@@ -25,6 +26,7 @@ from kalam_engine.errors import InvalidParameterError, InvalidSqlError
 from kalam_engine.sql.tokens import tokenize
 
 
+@functools.lru_cache(maxsize=1024)
 def placeholders_used(sql: str) -> int:
     """The highest ``$n`` of ``sql`` (0 when it has none): the tokenizer reads ``$n`` as a
     PARAMETER token followed by its number (``$$..$$`` strings and quoted text are tokens of

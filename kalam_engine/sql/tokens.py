@@ -9,6 +9,7 @@ seen the same way everywhere, and the same way DataFusion's parser (sqlparser-rs
 
 from __future__ import annotations
 
+import functools
 import re
 
 from sqlglot.dialects.postgres import Postgres
@@ -67,6 +68,12 @@ def split_statements(sql: str) -> list[str]:
     runs from just after the previous ``;`` (its leading comments kept) to its last token;
     pieces with no token are dropped. The engine and the magics both split with this."""
     check_length(sql)
+    return list(_split(sql))
+
+
+@functools.lru_cache(maxsize=1024)
+def _split(sql: str) -> tuple[str, ...]:
+    """The split of ``sql``, cached by text: notebooks and services repeat their statements."""
     statements: list[str] = []
     start = 0  # just after the previous top-level ';'
     end: int | None = None  # last token's end in the current piece
@@ -85,7 +92,7 @@ def split_statements(sql: str) -> list[str]:
         end = tok.end
     if end is not None:
         statements.append(sql[start:end + 1].strip())
-    return statements
+    return tuple(statements)
 
 
 def _token_start(sql: str, tok: Token) -> int:
