@@ -17,7 +17,6 @@ import pytest
 
 import kalam_engine
 from kalam_engine import KalamError
-from kalam_engine.query.session import new_session
 from kalam_engine.sql.tokens import split_statements
 
 NEST = "/* /* */ SELECT */ "
@@ -184,8 +183,7 @@ def test_pooled_sessions_stay_as_fresh_ones(setup) -> None:
     assert pooled, "the requests left sessions in the pool"
     for session, catalog in pooled:
         assert catalog.state is None  # no request's state stays behind
-        fresh, _ = new_session(catalog_namespace(session))
-        db.runner.functions.register(fresh, lambda: None)
+        fresh, _ = db.runner._sessions.fresh(catalog_namespace(session))
         assert _session_fingerprint(session) == _session_fingerprint(fresh)
 
 

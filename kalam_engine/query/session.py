@@ -210,12 +210,16 @@ class SessionPool:
         with self._lock:
             idle = self._idle.get(namespace)
             lent = idle.pop() if idle else None
-        if lent is None:
-            lent = new_session(namespace, memory_limit=self.memory_limit)
-            self._prepare(*lent)
-        session, catalog = lent
+        session, catalog = lent if lent is not None else self.fresh(namespace)
         catalog.state = state
         return session, catalog
+
+    def fresh(self, namespace: str) -> tuple[SessionContext, RequestCatalog]:
+        """A new session as this pool makes them (a pooled one must stay indistinguishable
+        from it after any request)."""
+        lent = new_session(namespace, memory_limit=self.memory_limit)
+        self._prepare(*lent)
+        return lent
 
     def give_back(self, session: SessionContext, catalog: RequestCatalog, *,
                   reusable: bool = True) -> None:
