@@ -8,6 +8,7 @@ ordered by the ``_seq`` the rows got.
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 from collections.abc import Callable
@@ -313,7 +314,7 @@ def _replay(entries: list[pa.Table], acknowledged: dict[str, tuple[str, int, int
     return state
 
 
-@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("seed", range(int(os.environ.get("KALAM_SOAK_SEEDS", "3"))))
 def test_random_writes_equal_a_serial_replay(db, seed):
     db.execute("CREATE SHARED TABLE t (id INT PRIMARY KEY, n INT, tag TEXT)")
     acknowledged: dict[str, tuple[str, int, int]] = {}  # tag -> statement that changed a row
