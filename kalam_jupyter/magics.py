@@ -218,6 +218,7 @@ class KalamMagics(Magics):
         self._db: Any = None
         self._db_path: str | None = None
         self._explicit_path: str | None = None
+        self._read_only = False  # open the directory read-only (another engine writes it)
         self._worker = _Worker()
         self.inspectors: list[Any] = []
         atexit.register(_close_quietly, weakref.ref(self))
@@ -237,17 +238,24 @@ class KalamMagics(Magics):
             path = self.path
             if path != MEMORY:
                 path = os.path.abspath(os.path.expanduser(path))
-                os.makedirs(path, exist_ok=True)
-            self._db = kalam_engine.connect(path)
+                if not self._read_only:
+                    os.makedirs(path, exist_ok=True)
+            self._db = kalam_engine.connect(path, read_only=self._read_only)
             self._db_path = path
         return self._db
 
-    def connect(self, path_or_engine: Any) -> Any:
-        """Switch to another data directory, ``:memory:``, or an already open engine."""
+    def connect(self, path_or_engine: Any, *, read_only: bool = False) -> Any:
+        """Switch to another data directory, ``:memory:``, or an already open engine; with
+        ``read_only`` the directory is read while another engine (notebook) writes it."""
         self.close()
         if isinstance(path_or_engine, str):
             self._explicit_path = path_or_engine
-            return self.engine()
+            self._read_only = read_only
+            try:
+                return self.engine()
+            except BaseException:
+                self._read_only = False
+                raise
         self._db = path_or_engine
         self._db_path = "<engine>"
         self._explicit_path = "<engine>"
@@ -275,6 +283,8 @@ class KalamMagics(Magics):
     @argument("-u", "--user", help="Run as this user (default: Kalam.default_user, else root).")
     @argument("-o", "--out", metavar="VAR", help="Store the last result in this variable.")
     @argument("-c", "--connect", metavar="PATH", help="Open PATH (a directory or :memory:).")
+    @argument("--read-only", action="store_true",
+              help="With --connect: read PATH while another notebook's engine writes it.")
     @argument("-l", "--limit", type=int, help="Rows to show (default: Kalam.display_limit).")
     @argument("--side", action="store_true", help="With `inspect`: open in the side panel.")
     @no_var_expand
@@ -286,6 +296,7 @@ class KalamMagics(Magics):
         %%kalam [--user U] [-o VAR]  a cell of statements; the last result is returned
         %kalam VAR << SELECT ...     store the result in VAR
         %kalam --connect PATH        switch engines (:memory: for a throw-away one)
+        %kalam --connect PATH --read-only   read a directory another notebook writes
         %kalam inspect [--side]      the provider and cache inspector
 
         `:name` binds the notebook variable `name` as a parameter.
@@ -295,13 +306,15 @@ class KalamMagics(Magics):
             return None
         if args.connect:
             try:  # e.g. another engine or notebook holds the directory
-                self.connect(args.connect)
+                self.connect(args.connect, read_only=args.read_only)
             except _kalam_error_type() as exc:
                 raise UsageError(format_error(exc)) from None
             except OSError as exc:
                 raise UsageError(f"Cannot open the Kalam engine at {args.connect}: {exc}") \
                     from None
             where = "an in-memory engine" if args.connect == MEMORY else args.connect
+            if args.read_only:
+                where += " (read-only)"
             if not rest.strip() and not (cell and cell.strip()):
                 display(Message(f"Connected to {where}", "command", None, None, None))
                 return None

@@ -256,9 +256,20 @@ def test_kalam_magic_reports_a_held_directory_as_a_usage_error(shell: Any,
                 shell.run_line_magic("kalam", f"--connect {data}")
             assert f"{w.pid}" in str(err.value) and "read_only=True" in str(err.value)
             assert not magics.is_open
+            # the second notebook reads what the first writes, and cannot write
+            shell.run_line_magic("kalam", f"--connect {data} --read-only")
+            frame = shell.run_line_magic("kalam", "--user alice SELECT id FROM app.m")
+            assert list(frame["id"]) == [1]
+            w.sql("INSERT INTO app.m (id, body) VALUES (2, 'b')", user="alice")
+            frame = shell.run_line_magic("kalam", "--user alice SELECT id FROM app.m")
+            assert list(frame["id"]) == [1, 2]
+            with pytest.raises(UsageError) as err:
+                shell.run_line_magic("kalam", "--user alice DELETE FROM app.m WHERE id = 1")
+            assert "PERMISSION_DENIED" in str(err.value) and "read_only" in str(err.value)
+            magics.connect(":memory:")
         shell.run_line_magic("kalam", f"--connect {data}")  # the holder exited
         frame = shell.run_line_magic("kalam", "--user alice SELECT id FROM app.m")
-        assert list(frame["id"]) == [1]
+        assert list(frame["id"]) == [1, 2]
         with pytest.raises(DataDirectoryLockedError):  # the notebook's engine holds it now
             kalam_engine.connect(data)
     finally:
