@@ -189,7 +189,8 @@ class LiveRegistry:
                 table_id, columns, query.where, last_rows, from_seq, ordered),
                 include_deleted=False)
             if last_rows is not None and ordered:
-                snapshot = snapshot.take(pa.array(range(snapshot.num_rows - 1, -1, -1)))
+                snapshot = snapshot.take(pa.array(range(snapshot.num_rows - 1, -1, -1),
+                                                    pa.int64()))
             system = provider.table_type is TableType.SYSTEM
             store = None if system else provider.store
             plan = live = None
@@ -234,7 +235,8 @@ class LiveRegistry:
             raise InvalidParameterError(
                 f"Table {table_id} has no column {', '.join(unknown)}",
                 hint="its columns are " + ", ".join(n for n in names if n != SEQ_COLUMN))
-        extra = [c for c in (key, SEQ_COLUMN) if c not in query.columns and c in names]
+        extra = [c for c in dict.fromkeys((key, SEQ_COLUMN))
+                 if c not in query.columns and c in names]
         return [*query.columns, *extra]
 
     @staticmethod
