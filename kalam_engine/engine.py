@@ -31,9 +31,11 @@ from kalam_engine.errors import (
     ReadOnlyError,
     UnsupportedError,
 )
-from kalam_engine.handlers import dml, introspection, namespaces, query, table_lock, tables
+from kalam_engine.handlers import dml, introspection, live, namespaces, query, table_lock, tables
 from kalam_engine.handlers import storage as storage_handlers
 from kalam_engine.handlers import users as users_handlers
+from kalam_engine.live import LiveEvent, LiveRegistry, SubscribeStatement, Subscription
+from kalam_engine.live.registry import LIVE_SCHEMA
 from kalam_engine.providers.core import (
     BaseTableProvider,
     TableProviderCore,
@@ -171,6 +173,7 @@ class Engine:
               statement_timeout: float | None) -> None:
         self.catalog = CatalogStore(self._db)
         self.storage = StorageManager(self._db, self.path, read_only=self.read_only)
+        self.live = LiveRegistry()
         self._system = self._system_tables()
         self.cache = SchemaCache(self._load_definition, self._build_provider,
                                  self._storage_path, capacity=cache_capacity)
@@ -223,6 +226,7 @@ class Engine:
             if self._closed:
                 return
             self._closed = True
+            self.live.close_all()
             self.storage.stop_eviction()
             self.cache.clear()
             self._db.close()
@@ -310,6 +314,26 @@ class Engine:
             result.statement = text
         assert result is not None
         return result
+
+    def subscribe(self, sql: str, user: str | None = None, *, batch_size: int | None = None,
+                  last_rows: int | None = None, from_seq: int | None = None,
+                  callback: Callable[[LiveEvent], object] | None = None,
+                  max_queue: int | None = None, subscription_id: str | None = None,
+                  connection_id: str = "local") -> Subscription:
+        """A live query: ``SELECT cols FROM ns.t [WHERE cond]`` as ``user`` (None: root).
+
+        It delivers the rows matching now in batches of ``batch_size`` (at most 1000; only the
+        newest ``last_rows``, or only rows changed after ``from_seq``), then every committed
+        insert, update and delete that concerns it, in commit order, with nothing lost or
+        repeated in between. Read it with ``next_event(timeout=)`` or by iterating, or give
+        ``callback``; ``close()`` it (or use ``with``). More than ``max_queue`` unread change
+        events end it with ResourceLimitError; writers never wait for it."""
+        if self._closed:
+            raise EngineClosedError("The engine is closed", hint="open it again with connect()")
+        return self.live.subscribe(
+            self, sql, self.context(user), batch_size=batch_size, last_rows=last_rows,
+            from_seq=from_seq, callback=callback, max_queue=max_queue,
+            subscription_id=subscription_id, connection_id=connection_id)
 
     def _execute_one(self, sql: str, ctx: ExecutionContext, params: list[Any] | None) -> Result:
         check_statement_shape(sql)
@@ -499,6 +523,7 @@ class Engine:
             self.catalog.drop_table(table_id)
             self.cache.retire(table_id, "the table was dropped")
             self.storage.drop_table(table_id)
+        self.live.table_dropped(table_id)
         self.after_ddl()
 
     def backfill_column(self, old: TableDefinition, new: TableDefinition,
@@ -577,6 +602,7 @@ class Engine:
             "jobs": (lambda ctx: jobs_table(self), "job_id"),
             "audit_log": (lambda ctx: audit_log_table(self), "audit_id"),
             "stats": (lambda ctx: stats_table(self), None),
+            "live": (lambda ctx: self.live.live_table(), "live_id"),
         }
         out = {}
         for name, (builder, pk) in builders.items():
@@ -630,6 +656,7 @@ _HANDLERS: dict[type, Callable[..., Result]] = {
     CreateUser: users_handlers.create_user,
     AlterUser: users_handlers.alter_user,
     DropUser: users_handlers.drop_user,
+    SubscribeStatement: live.subscribe,
 }
 _WITH_PARAMS = {st.QueryStatement, st.InsertStatement, st.UpdateStatement, st.DeleteStatement}
 
@@ -661,6 +688,7 @@ def _system_schemas() -> dict[str, pa.Schema]:
                            ("message", s), ("exception_trace", s), ("created_at", ts),
                            ("updated_at", ts), ("started_at", ts), ("finished_at", ts)]),
         "stats": pa.schema([("metric_name", s), ("metric_value", s)]),
+        "live": LIVE_SCHEMA,
         "audit_log": pa.schema([("audit_id", pa.int64()), ("timestamp", ts),
                                 ("actor_user_id", s), ("action", s), ("target", s),
                                 ("details", s), ("subject_user_id", s)]),

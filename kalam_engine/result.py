@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -19,6 +20,8 @@ class Result:
     as_user: str = "root"
     took_ms: float = 0.0
     statement: str = field(default="", repr=False)
+    # SUBSCRIBE TO: the kalam_engine.live.Subscription it started (read it, then close it)
+    subscription: Any = field(default=None, repr=False)
 
     def to_arrow(self) -> pa.Table:
         """The rows as a pyarrow.Table (empty with no columns for DDL/DML)."""

@@ -18,6 +18,7 @@ from kalam_engine.errors import (
     KalamError,
     UnsupportedError,
 )
+from kalam_engine.live.sql import parse_subscribe
 from kalam_engine.sql import statements as st
 from kalam_engine.sql import user_commands
 from kalam_engine.sql.tokens import TokenCursor, tokenize
@@ -65,6 +66,8 @@ def parse_statement(sql: str) -> object:
         return _parse_storage(cur)
     if word == "EXECUTE":
         return user_commands.parse_execute_as(cur)
+    if word == "SUBSCRIBE":
+        return parse_subscribe(cur)
     if word in ("BEGIN", "START", "COMMIT", "ROLLBACK", "END"):
         return st.TransactionStatement(word)
     raise InvalidSqlError(

@@ -1,14 +1,16 @@
 """All data of one table, shared by every user: partitions keyed by scope.
 
 The scope is the user id for USER and STREAM tables and ``""`` for SHARED tables. Every write
-goes through :meth:`TableStore.write`: log (durable), apply to memory, then notify listeners
-(live queries hook in there), then let the storage manager check the flush policy.
+goes through :meth:`TableStore.write`: log (durable), apply to memory, hand the change to the
+live queries (``live``, only while someone subscribes; still under the write lock, so in commit
+order), then notify listeners, then let the storage manager check the flush policy.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -24,9 +26,22 @@ WriteListener = Callable[[TableId, str, str, pa.Table], None]
 AfterWrite = Callable[["TableStore", str], None]
 
 
+class LiveHook(Protocol):
+    """What live queries need from the write path (kalam_engine.live.registry.TableLive)."""
+
+    def wants(self, scope: str) -> bool: ...
+
+    def before(self, store: TableStore, scope: str, kind: str,
+               rows: pa.Table) -> pa.Table | None: ...
+
+    def publish(self, scope: str, kind: str, rows: pa.Table, old: pa.Table | None,
+                schema_version: int) -> None: ...
+
+
 class TableStore:
     __slots__ = ("_after_write", "_listeners", "_log", "_partitions", "_reader", "definition",
-                 "dropped", "key_column", "schema", "table_id", "table_type", "write_lock")
+                 "dropped", "key_column", "live", "schema", "table_id", "table_type",
+                 "write_lock")
 
     def __init__(self, definition: TableDefinition, key_column: str, log: HotLog,
                  reader: SegmentReader | None = None, after_write: AfterWrite | None = None,
@@ -47,6 +62,8 @@ class TableStore:
         # (primary-key check, write, policy flush) take it again.
         self.write_lock = threading.RLock()
         self.dropped = False  # set under write_lock by DROP TABLE; nothing writes after it
+        # Live queries on this table: set (under write_lock) by the first subscription.
+        self.live: LiveHook | None = None
 
     def bind(self, definition: TableDefinition) -> None:
         """Follow the table's newest schema version (flush writes segments in it).
@@ -114,9 +131,15 @@ class TableStore:
             return
         with self.write_lock:
             self.check_not_dropped()
+            live = self.live
+            if live is not None and not live.wants(scope):
+                live = None
+            old = live.before(self, scope, kind, rows) if live is not None else None
             max_seq = pc.max(rows[SEQ_COLUMN]).as_py()
             self._log.append(self.table_id.key, scope, schema_version, max_seq, rows)
             self.partition(scope).apply(rows, versions=kind != "insert", max_seq=max_seq)
+            if live is not None:
+                live.publish(scope, kind, rows, old, schema_version)
         for listener in self._listeners:
             listener(self.table_id, scope, kind, rows)
         if self._after_write is not None:
@@ -138,6 +161,10 @@ class TableStore:
                 commit_with()
             for scope, rows, max_seq in done:
                 self.partition(scope).apply(rows, versions=kind != "insert", max_seq=max_seq)
+            live = self.live
+            for scope, rows, _max_seq in done:
+                if live is not None and live.wants(scope):
+                    live.publish(scope, kind, rows, None, schema_version)
         for scope, rows, _max_seq in done:
             for listener in self._listeners:
                 listener(self.table_id, scope, kind, rows)
