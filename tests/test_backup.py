@@ -136,7 +136,7 @@ def _writer(db: kalam_engine.Engine, user: str, table: str, acked: list[int],
                        params=[2 * k, k, 2 * k + 1])
             acked.append(k)
             k += 1
-    except BaseException as exc:  # noqa: BLE001 - reported by the test
+    except BaseException as exc:
         errors.append(exc)
 
 
@@ -147,7 +147,7 @@ def _maintainer(db: kalam_engine.Engine, stop: threading.Event,
         while not stop.is_set():
             db.execute("STORAGE FLUSH ALL IN app")
             db.execute("STORAGE COMPACT ALL IN app")
-    except BaseException as exc:  # noqa: BLE001
+    except BaseException as exc:
         errors.append(exc)
 
 
