@@ -31,11 +31,14 @@ from kalam_engine.errors import (
     ReadOnlyError,
     UnsupportedError,
 )
+from kalam_engine.handlers import backup as backup_handlers
 from kalam_engine.handlers import dml, introspection, live, namespaces, query, table_lock, tables
+from kalam_engine.handlers import export as export_handlers
 from kalam_engine.handlers import storage as storage_handlers
 from kalam_engine.handlers import users as users_handlers
 from kalam_engine.live import LiveEvent, LiveRegistry, SubscribeStatement, Subscription
 from kalam_engine.live.registry import LIVE_SCHEMA
+from kalam_engine.providers import system_extra
 from kalam_engine.providers.core import (
     BaseTableProvider,
     TableProviderCore,
@@ -53,6 +56,7 @@ from kalam_engine.query.functions import IdFunctions
 from kalam_engine.query.runner import QueryRunner
 from kalam_engine.query.session import TableResolver
 from kalam_engine.result import Result
+from kalam_engine.sql import backup_commands as bc
 from kalam_engine.sql import statements as st
 from kalam_engine.sql.limits import check_statement_shape
 from kalam_engine.sql.names import validate_name, validate_namespace, validate_user_id
@@ -608,6 +612,9 @@ class Engine:
         for name, (builder, pk) in builders.items():
             schema = _SYSTEM_SCHEMAS[name]
             out[name] = (schema, system_definition(name, schema, pk), builder)
+        for name, builder in system_extra.builders(self).items():
+            schema, pk = system_extra.SCHEMAS[name], system_extra.PRIMARY_KEYS[name]
+            out[name] = (schema, system_definition(name, schema, pk), builder)
         return out
 
 
@@ -657,6 +664,10 @@ _HANDLERS: dict[type, Callable[..., Result]] = {
     AlterUser: users_handlers.alter_user,
     DropUser: users_handlers.drop_user,
     SubscribeStatement: live.subscribe,
+    bc.BackupDatabase: backup_handlers.backup_database,
+    bc.RestoreDatabase: backup_handlers.restore_database,
+    bc.ExportUserData: export_handlers.export_user_data,
+    bc.ShowExport: export_handlers.show_export,
 }
 _WITH_PARAMS = {st.QueryStatement, st.InsertStatement, st.UpdateStatement, st.DeleteStatement}
 

@@ -23,7 +23,7 @@ ADMIN = frozenset({"dba", "system"})
 NOBODY: frozenset[str] = frozenset()
 
 SYSTEM_TABLES = ("namespaces", "tables", "schemas", "columns", "users", "jobs", "stats",
-                 "audit_log")
+                 "audit_log", "settings", "server_logs", "datatypes", "job_nodes")
 
 # operation -> (SQL with {me} for the actor's user id, roles allowed by the semantics document)
 ALLOWED: dict[str, tuple[str, frozenset[str]]] = {

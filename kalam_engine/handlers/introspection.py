@@ -10,6 +10,7 @@ import pyarrow as pa
 from kalam_engine.catalog.definitions import TableDefinition
 from kalam_engine.context import ExecutionContext, Role
 from kalam_engine.errors import NamespaceNotFoundError
+from kalam_engine.providers import system_extra
 from kalam_engine.result import Result
 from kalam_engine.sql import statements as st
 from kalam_engine.sql.names import validate_namespace
@@ -125,6 +126,7 @@ def stats_table(engine: Engine) -> pa.Table:
         "total_namespaces": len(engine.all_namespaces()),
         "total_tables": len(engine.catalog.latest_tables()),
         **{k: v for k, v in sizes.items()},
+        **system_extra.kalamdb_stats(engine),
     }
     return pa.table({"metric_name": list(metrics),
                      "metric_value": [str(v) for v in metrics.values()]})

@@ -19,8 +19,8 @@ from kalam_engine.errors import (
     UnsupportedError,
 )
 from kalam_engine.live.sql import parse_subscribe
+from kalam_engine.sql import backup_commands, user_commands
 from kalam_engine.sql import statements as st
-from kalam_engine.sql import user_commands
 from kalam_engine.sql.tokens import TokenCursor, tokenize
 
 QUERY_WORDS = {"SELECT", "WITH", "VALUES", "(", "EXPLAIN", "TABLE"}
@@ -30,7 +30,7 @@ DEFAULT_ALIASES = {"CURRENT_TIMESTAMP": "NOW", "NOW": "NOW", "CURRENT_USER": "CU
 TABLE_TYPES = ("USER", "SHARED", "STREAM")
 _NUMBER = re.compile(r"^[+-]?\d+(\.\d+)?([eE][+-]?\d+)?$")
 READ_ONLY_STATEMENTS = (st.QueryStatement, st.ShowNamespaces, st.ShowTables, st.ShowStats,
-                        st.DescribeTable)
+                        st.DescribeTable, backup_commands.ShowExport)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -70,6 +70,8 @@ def parse_statement(sql: str) -> object:
         return parse_subscribe(cur)
     if word in ("BEGIN", "START", "COMMIT", "ROLLBACK", "END"):
         return st.TransactionStatement(word)
+    if word in ("BACKUP", "RESTORE", "EXPORT"):
+        return backup_commands.parse_backup_command(cur)
     raise InvalidSqlError(
         f"Unsupported statement type: {sql.strip()[:60]!r}",
         hint="see the README for the statements Kalam understands")
@@ -396,6 +398,8 @@ def _parse_show(cur: TokenCursor) -> object:
         return st.ShowStats(table)
     if cur.is_words("COLUMNS") or cur.is_words("ALL"):
         return st.QueryStatement(cur.sql, "SHOW")
+    if cur.is_words("EXPORT") or cur.is_words("EXPORTS"):
+        return backup_commands.parse_show_export(cur)
     raise InvalidSqlError(f"Unsupported SHOW statement: {cur.sql[:60]!r}",
                           hint="SHOW NAMESPACES, SHOW TABLES [IN ns], SHOW STATS FOR TABLE t")
 

@@ -9,7 +9,7 @@ import pyarrow as pa
 from kalam_engine.errors import InvalidParameterError
 
 KALAM_TYPE_KEY = b"kalam_data_type"
-_PARAM_TYPE = re.compile(r"^([A-Z_ ]+?)\s*(?:\((.*)\))?$")
+_PARAM_TYPE = re.compile(r"^([A-Z0-9_ ]+?)\s*(?:\((.*)\))?$")
 
 _SIMPLE: dict[str, tuple[str, pa.DataType]] = {
     "BOOLEAN": ("Boolean", pa.bool_()),
@@ -103,3 +103,8 @@ def resolve_type(type_text: str) -> tuple[str, pa.DataType]:
     raise InvalidParameterError(
         f"Unknown data type '{type_text}'",
         hint="use a type such as TEXT, BIGINT, DOUBLE, TIMESTAMP, JSON, EMBEDDING(n)")
+
+
+def sql_type_names() -> list[str]:
+    """The SQL type names ``resolve_type`` knows without arguments (system.datatypes)."""
+    return [*_SIMPLE, *SERIAL_TYPES]

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kalam_engine.catalog.definitions import SEQ_COLUMN
+from kalam_engine.storage.deletion_gate import DeletionGate
 from kalam_engine.storage.hot_log import HotLog
 from kalam_engine.storage.jobs import COMPACT_PREFIX, FLUSH_PREFIX, Job, record_job
 from kalam_engine.storage.manifest import Manifest, Segment, new_segment
@@ -53,12 +54,14 @@ def _bounds(column: pa.ChunkedArray) -> tuple[Any, Any]:
 
 
 class Flusher:
-    __slots__ = ("_db", "_files", "_manifest")
+    __slots__ = ("_db", "_files", "_gate", "_manifest")
 
-    def __init__(self, db: SqliteDatabase, manifest: Manifest, files: SegmentFiles) -> None:
+    def __init__(self, db: SqliteDatabase, manifest: Manifest, files: SegmentFiles,
+                 gate: DeletionGate | None = None) -> None:
         self._db = db
         self._manifest = manifest
         self._files = files
+        self._gate = gate or DeletionGate()  # defers deleting replaced files during a backup
 
     # --- flush
     def flush(self, store: TableStore, scopes: list[str] | None = None,
@@ -143,12 +146,15 @@ class Flusher:
                 self._abandon(segment)
             raise
         part.compacted(old, segment, rows)
-        for s in old:
-            self._files.delete(s.path)
-        PendingFiles.clear_now(self._db, [s.path for s in old])
+        self._gate.run_or_defer(lambda: self._delete_replaced([s.path for s in old]))
         return rows.num_rows, 1 if segment else 0, len(old)
 
     # --- helpers
+    def _delete_replaced(self, paths: list[str]) -> None:
+        for path in paths:
+            self._files.delete(path)
+        PendingFiles.clear_now(self._db, paths)
+
     def _write(self, store: TableStore, scope: str, rows: pa.Table) -> Segment:
         key = store.table_id.key
         batch_no = self._manifest.next_batch_no(key, scope)

@@ -1,4 +1,5 @@
-"""Rows of the ``jobs`` table (read by system.jobs) for storage work: flush and compaction."""
+"""Rows of the ``jobs`` table (read by system.jobs) for storage work: flush, compaction,
+backup, restore and user exports."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from kalam_engine.storage.sqlite_db import SqliteDatabase
 
 FLUSH_PREFIX = "FL"
 COMPACT_PREFIX = "CO"
-JOB_TYPES = {FLUSH_PREFIX: "flush", COMPACT_PREFIX: "compact"}
+BACKUP_PREFIX, RESTORE_PREFIX, EXPORT_PREFIX = "BK", "RS", "UE"
+JOB_TYPES = {FLUSH_PREFIX: "flush", COMPACT_PREFIX: "compact", BACKUP_PREFIX: "backup",
+             RESTORE_PREFIX: "restore", EXPORT_PREFIX: "user_export"}
 
 
 @dataclass(slots=True)

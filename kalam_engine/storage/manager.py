@@ -18,6 +18,7 @@ from kalam_engine.catalog.definitions import SEQ_COLUMN, TableDefinition
 from kalam_engine.context import TableId, TableType
 from kalam_engine.errors import CorruptDataError, MissingFileError
 from kalam_engine.ids import SnowflakeGenerator
+from kalam_engine.storage.deletion_gate import DeletionGate
 from kalam_engine.storage.eviction import (
     DEFAULT_EVICTION_INTERVAL_S,
     StreamEvictor,
@@ -47,7 +48,9 @@ class StorageManager:
         self.seq = SnowflakeGenerator()
         self.files = SegmentFiles(data_dir) if data_dir is not None else None
         # None in a :memory: database (there is no directory to flush to) and when read-only.
-        self.flusher = Flusher(db, self.manifest, self.files) \
+        # A backup holds it while it copies segments: replaced files are deleted afterwards.
+        self.deletions = DeletionGate()
+        self.flusher = Flusher(db, self.manifest, self.files, self.deletions) \
             if self.files and not read_only else None
         self.segment_changes = 0  # segments found missing or changed on disk (read-only)
         # read-only: (segments, largest log id, log entries) of the last load
@@ -93,9 +96,17 @@ class StorageManager:
             paths = Manifest.remove_table(conn, table_id.key)
             if self.files is not None:
                 PendingFiles.mark(conn, paths, DELETE)
-        if self.files is not None:
-            self.files.delete_table(table_id)
-            PendingFiles.clear_now(self.db, paths)
+        if self.files is not None and self.deletions.run_or_defer(
+                lambda: self._delete_files(paths)):
+            self.files.delete_table(table_id)  # also what no manifest row named (tmp files)
+
+    def _delete_files(self, paths: list[str]) -> None:
+        """Delete these files only: a table created again under the same name may already
+        have new segments beside them."""
+        assert self.files is not None
+        for path in paths:
+            self.files.delete(path)
+        PendingFiles.clear_now(self.db, paths)
 
     # --- open and close
     def replay(self, definitions: dict[str, TableDefinition]) -> None:
