@@ -19,7 +19,7 @@ from kalam_engine.errors import (
     UnsupportedError,
 )
 from kalam_engine.sql import statements as st
-from kalam_engine.sql import user_commands
+from kalam_engine.sql import storage_commands, user_commands
 from kalam_engine.sql.tokens import TokenCursor, tokenize
 
 QUERY_WORDS = {"SELECT", "WITH", "VALUES", "(", "EXPLAIN", "TABLE"}
@@ -29,7 +29,7 @@ DEFAULT_ALIASES = {"CURRENT_TIMESTAMP": "NOW", "NOW": "NOW", "CURRENT_USER": "CU
 TABLE_TYPES = ("USER", "SHARED", "STREAM")
 _NUMBER = re.compile(r"^[+-]?\d+(\.\d+)?([eE][+-]?\d+)?$")
 READ_ONLY_STATEMENTS = (st.QueryStatement, st.ShowNamespaces, st.ShowTables, st.ShowStats,
-                        st.DescribeTable)
+                        st.DescribeTable, storage_commands.ShowStorages)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -231,7 +231,9 @@ def _parse_create(cur: TokenCursor) -> object:
         return _parse_create_table(cur, prefix)
     if cur.is_words("USER"):
         return user_commands.parse_create_user(cur)
-    if cur.is_words("STORAGE") or cur.is_words("VIEW"):
+    if cur.is_words("STORAGE"):
+        return storage_commands.parse_create_storage(cur)
+    if cur.is_words("VIEW"):
         raise UnsupportedError(f"CREATE {cur.peek_word(0)} is not supported yet")
     raise InvalidSqlError(f"Unsupported statement type: {cur.sql[:60]!r}",
                           hint="CREATE NAMESPACE or CREATE [USER|SHARED|STREAM] TABLE")
@@ -282,6 +284,8 @@ def _parse_drop(cur: TokenCursor) -> object:
         return st.DropNamespace(name, ie, cascade)
     if cur.is_words("USER") and not cur.is_words("USER", "TABLE"):
         return user_commands.parse_drop_user(cur)
+    if cur.is_words("STORAGE"):
+        return storage_commands.parse_drop_storage(cur)
     prefix = None
     for t in TABLE_TYPES:
         if cur.is_words(t, "TABLE"):
@@ -391,6 +395,8 @@ def _parse_show(cur: TokenCursor) -> object:
         table = _table_ref(cur)
         cur.expect_end()
         return st.ShowStats(table)
+    if cur.is_words("STORAGES"):
+        return storage_commands.parse_show_storages(cur)
     if cur.is_words("COLUMNS") or cur.is_words("ALL"):
         return st.QueryStatement(cur.sql, "SHOW")
     raise InvalidSqlError(f"Unsupported SHOW statement: {cur.sql[:60]!r}",
@@ -408,6 +414,8 @@ def _parse_describe(cur: TokenCursor) -> object:
 
 def _parse_storage(cur: TokenCursor) -> object:
     cur.expect("STORAGE")
+    if cur.is_words("CHECK"):
+        return storage_commands.parse_storage_check(cur)
     if cur.accept("FLUSH"):
         ctor = st.StorageFlush
     elif cur.accept("COMPACT"):

@@ -152,10 +152,11 @@ class Flusher:
     def _write(self, store: TableStore, scope: str, rows: pa.Table) -> Segment:
         key = store.table_id.key
         batch_no = self._manifest.next_batch_no(key, scope)
-        path = self._files.relative_path(store.table_id, scope, batch_no)
+        storage_id = store.definition.options.storage_id
+        path = self._files.relative_path(store.table_id, scope, batch_no, storage_id)
         while (self._files.root / path).exists():  # a file a failed delete left behind
             batch_no += 1
-            path = self._files.relative_path(store.table_id, scope, batch_no)
+            path = self._files.relative_path(store.table_id, scope, batch_no, storage_id)
         PendingFiles.mark_now(self._db, [path], WRITE)
         try:
             size, checksum = self._files.write(key, scope, path, rows)
