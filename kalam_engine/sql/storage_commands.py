@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sqlglot.tokens import TokenType
+from sqlglot.tokens import Token, TokenType
 
 from kalam_engine.errors import InvalidParameterError, InvalidSqlError
 from kalam_engine.sql.tokens import TokenCursor
@@ -15,7 +15,13 @@ STORAGE_ID = re.compile(r"[a-zA-Z0-9_-]+")
 MAX_STORAGE_ID = 64
 _CLAUSES = ("NAME", "DESCRIPTION", "PATH", "BASE_DIRECTORY", "BUCKET", "REGION",
             "SHARED_TABLES_TEMPLATE", "USER_TABLES_TEMPLATE", "CREDENTIALS", "CONFIG")
-_ID_TYPES = {TokenType.VAR, TokenType.IDENTIFIER, TokenType.DASH, TokenType.NUMBER}
+_ID_PART = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _id_token(tok: Token) -> bool:
+    """A piece of an unquoted storage id: a word (keywords too, e.g. ``first``), a number or
+    '-'."""
+    return tok.token_type is not TokenType.STRING and bool(_ID_PART.fullmatch(tok.text))
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,14 +66,13 @@ def storage_id(cur: TokenCursor) -> str:
     if tok is not None and tok.token_type is TokenType.STRING:
         cur.next()
         return validate_storage_id(tok.text)
-    if tok is None or tok.token_type not in _ID_TYPES:
+    if tok is None or not _id_token(tok):
         raise InvalidSqlError(f"Expected a storage id but found "
                               f"{repr(tok.text) if tok else 'the end'}",
                               hint=f"statement: {cur.sql[:120]}")
     text = cur.next().text
     last = tok
-    while (nxt := cur.peek()) is not None and nxt.token_type in _ID_TYPES \
-            and nxt.start == last.end + 1:
+    while (nxt := cur.peek()) is not None and _id_token(nxt) and nxt.start == last.end + 1:
         text += cur.next().text
         last = nxt
     return validate_storage_id(text)

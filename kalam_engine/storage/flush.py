@@ -116,7 +116,9 @@ class Flusher:
             except Exception as exc:
                 self._failed(job, exc)
                 raise
-        status = "completed" if replaced else "skipped"
+        # As in KalamDB, a table that holds rows gets a completed job even when there is
+        # nothing to merge (only hot rows, or one segment); only an empty table is skipped.
+        status = "completed" if replaced or store.stored_rows() else "skipped"
         record_job(self._db, job, status,
                    f"{replaced} segment(s) merged into {segments}, {rows} row(s)")
         return StorageJobOutcome(job.job_id, status, rows, segments, replaced)

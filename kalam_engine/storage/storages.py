@@ -79,9 +79,6 @@ class StorageRegistry:
         self.read_only = read_only
         self._locks: dict[str, DirectoryLock] = {}
         self._guard = threading.RLock()  # CREATE/DROP STORAGE against CREATE TABLE
-        if not read_only:
-            with db.transaction() as conn:
-                conn.execute(STORAGES_SCHEMA)
 
     @property
     def guard(self) -> threading.RLock:
@@ -96,9 +93,9 @@ class StorageRegistry:
                           DEFAULT_USER_TEMPLATE, 0.0, 0.0)
 
     def custom(self) -> list[StorageRow]:
-        if self.read_only and not self._db.query(
+        if not self._db.query(
                 "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'storages'"):
-            return []  # written by a version without storages
+            return []  # the table is created by the first CREATE STORAGE
         return [StorageRow(*r) for r in self._db.query(
             f"SELECT {', '.join(_COLUMNS)} FROM storages ORDER BY storage_id")]
 
@@ -129,6 +126,7 @@ class StorageRegistry:
         self._claim(row.storage_id, base, token, new=True)
         try:
             with self._db.transaction() as conn:
+                conn.execute(STORAGES_SCHEMA)
                 conn.execute(f"INSERT INTO storages ({', '.join(_COLUMNS)}) VALUES "
                              f"({', '.join('?' * len(_COLUMNS))})",
                              tuple(getattr(row, c) for c in _COLUMNS))
@@ -181,6 +179,11 @@ class StorageRegistry:
                 found = json.loads(marker.read_text())
             except (OSError, ValueError):
                 found = {}
+            if new:
+                raise InvalidParameterError(
+                    f"The directory {base} is already the directory of storage "
+                    f"'{found.get('storage_id')}' of another database",
+                    hint="choose a new or empty directory of its own")
             if found.get("token") != token or found.get("storage_id") != storage_id:
                 raise CorruptDataError(
                     f"The directory {base} belongs to storage '{found.get('storage_id')}' of "
