@@ -434,3 +434,8 @@ def test_memory_database_may_name_absolute_storages_only(tmp_path: Path) -> None
         assert ":memory:" in db.execute("STORAGE FLUSH TABLE app.t").message
         assert os.listdir(tmp_path / "s") != []  # marker and lock only
         assert parquet_under(tmp_path / "s") == []
+
+
+def test_alter_storage_is_unsupported(data_dir: Path) -> None:
+    with kalam_engine.connect(data_dir) as db, pytest.raises(UnsupportedError):
+        db.execute("ALTER STORAGE local SET NAME 'x'")

@@ -311,6 +311,9 @@ def _parse_alter(cur: TokenCursor) -> object:
         return st.AlterNamespace(name, dict(opts))
     if cur.is_words("USER"):
         return user_commands.parse_alter_user(cur)
+    if cur.is_words("STORAGE"):
+        raise UnsupportedError("ALTER STORAGE is not supported yet",
+                               hint="DROP STORAGE and CREATE STORAGE again (no table may use it)")
     cur.expect("TABLE")
     table = _table_ref(cur)
     action: st.AlterAction

@@ -155,6 +155,10 @@ class StorageRegistry:
         self._locks.clear()
 
     def _claim(self, storage_id: str, base: Path, token: str, *, new: bool) -> None:
+        with self._guard:  # two flushes into one storage must not both take its lock
+            self._claim_locked(storage_id, base, token, new=new)
+
+    def _claim_locked(self, storage_id: str, base: Path, token: str, *, new: bool) -> None:
         if storage_id in self._locks:
             return
         try:
