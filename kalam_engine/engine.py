@@ -35,6 +35,7 @@ from kalam_engine.handlers import backup as backup_handlers
 from kalam_engine.handlers import dml, introspection, live, namespaces, query, table_lock, tables
 from kalam_engine.handlers import export as export_handlers
 from kalam_engine.handlers import storage as storage_handlers
+from kalam_engine.handlers import storages as storages_handlers
 from kalam_engine.handlers import users as users_handlers
 from kalam_engine.live import LiveEvent, LiveRegistry, SubscribeStatement, Subscription
 from kalam_engine.live.registry import LIVE_SCHEMA
@@ -58,6 +59,7 @@ from kalam_engine.query.session import TableResolver
 from kalam_engine.result import Result
 from kalam_engine.sql import backup_commands as bc
 from kalam_engine.sql import statements as st
+from kalam_engine.sql import storage_commands
 from kalam_engine.sql.limits import check_statement_shape
 from kalam_engine.sql.names import validate_name, validate_namespace, validate_user_id
 from kalam_engine.sql.params import bind_params, check_text
@@ -77,6 +79,7 @@ from kalam_engine.storage.dir_lock import DirectoryLock
 from kalam_engine.storage.manager import StorageManager
 from kalam_engine.storage.read_view import ReadOnlyView
 from kalam_engine.storage.sqlite_db import DURABILITY_LEVELS, SqliteDatabase
+from kalam_engine.storage.storages import StorageRegistry
 
 DEFAULT_NAMESPACE = "default"
 # KalamDB's server stops a statement after 300 s; a notebook user can set None (no limit).
@@ -169,6 +172,9 @@ class Engine:
         storage = getattr(self, "storage", None)
         if storage is not None:
             storage.stop_eviction()
+        storages = getattr(self, "storages", None)
+        if storages is not None:
+            storages.close()
         self._db.close()
         if self._dir_lock is not None:
             self._dir_lock.release()
@@ -176,7 +182,9 @@ class Engine:
     def _open(self, cache_capacity: int, fast_paths: bool, memory_limit: int | None,
               statement_timeout: float | None) -> None:
         self.catalog = CatalogStore(self._db)
-        self.storage = StorageManager(self._db, self.path, read_only=self.read_only)
+        self.storages = StorageRegistry(self._db, self.path, read_only=self.read_only)
+        self.storage = StorageManager(self._db, self.path, read_only=self.read_only,
+                                      placer=self.storages)
         self.live = LiveRegistry()
         self._system = self._system_tables()
         self.cache = SchemaCache(self._load_definition, self._build_provider,
@@ -200,6 +208,7 @@ class Engine:
             return
         with open_errors(self.path or Path(MEMORY)):
             self._bootstrap()
+            self.storages.open()  # lock custom storage directories before recovery reads them
             latest = {d.table_id.key: d for d in self.catalog.latest_tables()}
             self.storage.replay(latest)
         # Providers are built when the engine opens (up to the cache's capacity).
@@ -234,6 +243,7 @@ class Engine:
             self.storage.stop_eviction()
             self.cache.clear()
             self._db.close()
+            self.storages.close()
             if self._dir_lock is not None:
                 self._dir_lock.release()
 
@@ -607,6 +617,8 @@ class Engine:
             "audit_log": (lambda ctx: audit_log_table(self), "audit_id"),
             "stats": (lambda ctx: stats_table(self), None),
             "live": (lambda ctx: self.live.live_table(), "live_id"),
+            "storages": (lambda ctx: storages_handlers.storages_table(self), "storage_id"),
+            "manifest": (lambda ctx: storages_handlers.manifest_table(self), "cache_key"),
         }
         out = {}
         for name, (builder, pk) in builders.items():
@@ -668,6 +680,10 @@ _HANDLERS: dict[type, Callable[..., Result]] = {
     bc.RestoreDatabase: backup_handlers.restore_database,
     bc.ExportUserData: export_handlers.export_user_data,
     bc.ShowExport: export_handlers.show_export,
+    storage_commands.CreateStorage: storages_handlers.create_storage,
+    storage_commands.DropStorage: storages_handlers.drop_storage,
+    storage_commands.ShowStorages: storages_handlers.show_storages,
+    storage_commands.StorageCheck: storages_handlers.storage_check,
 }
 _WITH_PARAMS = {st.QueryStatement, st.InsertStatement, st.UpdateStatement, st.DeleteStatement}
 
@@ -703,6 +719,8 @@ def _system_schemas() -> dict[str, pa.Schema]:
         "audit_log": pa.schema([("audit_id", pa.int64()), ("timestamp", ts),
                                 ("actor_user_id", s), ("action", s), ("target", s),
                                 ("details", s), ("subject_user_id", s)]),
+        "storages": storages_handlers.STORAGE_SCHEMA,
+        "manifest": storages_handlers.MANIFEST_SCHEMA,
     }
 
 

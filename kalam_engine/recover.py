@@ -15,6 +15,13 @@ What it does, depending on the catalog (``DIR/kalam.sqlite``):
   them, or rows it deleted, in other segments become visible again: restore from a backup when
   you can.
 
+Custom storages (CREATE STORAGE) are covered when the catalog is readable: their directories
+are locked and scanned like ``storage/``, and a file from one of them outside the data directory
+is moved to ``DIR/quarantine/<time>/external/<its absolute path>``. When the catalog is missing
+or damaged, the custom storages it listed are unknown and only ``DIR/storage`` (and custom
+directories inside DIR, which the scan of DIR's ``storage/`` does not reach) is handled: their
+files stay where they are.
+
 Quarantined Parquet files keep their path below ``storage/``; they can be read with
 ``pyarrow.parquet.read_table`` and inserted again with ``Engine.insert_arrow``. Nothing is
 rebuilt from them automatically: table definitions (types, keys, options) and hot rows live only
@@ -39,6 +46,7 @@ from kalam_engine.storage.pending import PendingFiles
 from kalam_engine.storage.recovery import remove_unfinished, unexplained_segments
 from kalam_engine.storage.segment_files import SegmentFiles
 from kalam_engine.storage.sqlite_db import SqliteDatabase
+from kalam_engine.storage.storages import StorageRegistry
 
 CATALOG_FILE = "kalam.sqlite"
 QUARANTINE_DIR = "quarantine"
@@ -62,7 +70,8 @@ class RecoveryReport:
         if self.deleted:
             out.append(f"deleted {self.deleted} file(s) the catalog records as unfinished")
         for path in self.moved:
-            out.append(f"{verb} {path} -> {self.quarantine}/{path}")
+            target = quarantine_target(self.quarantine, path) if self.quarantine else path
+            out.append(f"{verb} {path} -> {target}")
         for path in self.forgotten:
             out.append(f"{'would forget' if self.dry_run else 'forgot'} the segment {path} "
                        "(its rows are lost)")
@@ -109,9 +118,11 @@ def _recover(root: Path, drop_damaged: bool, dry_run: bool) -> RecoveryReport:
 def _recover_with_catalog(root: Path, catalog: Path, report: RecoveryReport,
                           drop_damaged: bool) -> None:
     db = SqliteDatabase(catalog)
+    storages = StorageRegistry(db, root)
     try:
+        storages.open()  # their locks too: no engine may be writing them
         manifest = Manifest(db)
-        files = SegmentFiles(root)
+        files = SegmentFiles(root, storages)
         if not report.dry_run:
             report.deleted = remove_unfinished(db, files, manifest, PendingFiles(db))
         segments = manifest.segments()
@@ -131,6 +142,7 @@ def _recover_with_catalog(root: Path, catalog: Path, report: RecoveryReport,
         if not report.dry_run:
             files.remove_empty_dirs()
     finally:
+        storages.close()
         db.close()
 
 
@@ -144,12 +156,20 @@ def _quarantine_dir(root: Path) -> Path:
     return target
 
 
+def quarantine_target(quarantine: Path, path: str) -> Path:
+    """Where a file goes: its path below the data directory, or, for a custom storage outside
+    it (an absolute path), below ``external/``."""
+    if Path(path).is_absolute():
+        return quarantine / "external" / path.lstrip("/")
+    return quarantine / path
+
+
 def _move(root: Path, report: RecoveryReport, paths: list[str]) -> None:
     report.moved = paths
     if report.dry_run or report.quarantine is None:
         return
     for relative in paths:
-        target = report.quarantine / relative
+        target = quarantine_target(report.quarantine, relative)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(root / relative, target)
 

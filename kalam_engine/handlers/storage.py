@@ -57,6 +57,10 @@ def _message(table_id: TableId, verb: str, outcome: StorageJobOutcome | None) ->
                 f"{outcome.segments} segment(s). Job ID: {outcome.job_id}")
     if outcome.status == "skipped":
         return f"Storage compact skipped: nothing to compact for table '{table_id}'"
+    if not outcome.replaced:
+        return (f"Storage compact completed for table '{table_id}': nothing to compact (no "
+                f"segments to merge; hot rows reach Parquet with STORAGE FLUSH). "
+                f"Job ID: {outcome.job_id}")
     return (f"Storage compact completed for table '{table_id}': {outcome.replaced} segment(s) "
             f"merged into {outcome.segments} ({outcome.rows} row(s)). Job ID: {outcome.job_id}")
 

@@ -25,6 +25,7 @@ from kalam_engine.handlers.table_lock import held
 from kalam_engine.result import Result
 from kalam_engine.sql import statements as st
 from kalam_engine.sql.names import validate_column
+from kalam_engine.sql.storage_commands import validate_storage_id
 from kalam_engine.sql.types import SERIAL_TYPES, normalize_type_name, resolve_type
 from kalam_engine.storage.conform import conform
 
@@ -138,10 +139,7 @@ def build_definition(stmt: st.CreateTable, ctx: ExecutionContext,
     use_user_storage = opts.get("USE_USER_STORAGE", "FALSE").upper() == "TRUE"
     if "USE_USER_STORAGE" in opts and table_type is not TableType.USER:
         raise InvalidParameterError("USE_USER_STORAGE is only allowed on USER tables")
-    storage_id = opts.get("STORAGE_ID", "local")
-    if storage_id != "local":
-        raise InvalidParameterError(f"Storage '{storage_id}' does not exist",
-                                    hint="the embedded engine has the storage 'local'")
+    storage_id = validate_storage_id(opts.get("STORAGE_ID", "local"))
     flush_rows = flush_interval = None
     if "FLUSH_POLICY" in opts:
         if table_type is TableType.STREAM:
@@ -195,7 +193,9 @@ def create_table(engine: Engine, stmt: st.CreateTable, ctx: ExecutionContext) ->
             return Result("ddl", message=f"Table {table_id} already exists")
         raise AlreadyExistsError(f"Table {table_id} already exists",
                                  hint="use CREATE TABLE IF NOT EXISTS, or DROP TABLE first")
-    engine.catalog.save_table(definition)
+    with engine.storages.guard:  # DROP STORAGE cannot slip between the check and the save
+        engine.storages.require(definition.options.storage_id)
+        engine.catalog.save_table(definition)
     engine.cache.register(definition)
     engine.after_ddl()
     return Result("ddl", message=f"{definition.table_type.value} table {table_id} created")

@@ -19,7 +19,7 @@ from kalam_engine.errors import (
     UnsupportedError,
 )
 from kalam_engine.live.sql import parse_subscribe
-from kalam_engine.sql import backup_commands, user_commands
+from kalam_engine.sql import backup_commands, storage_commands, user_commands
 from kalam_engine.sql import statements as st
 from kalam_engine.sql.tokens import TokenCursor, tokenize
 
@@ -30,7 +30,8 @@ DEFAULT_ALIASES = {"CURRENT_TIMESTAMP": "NOW", "NOW": "NOW", "CURRENT_USER": "CU
 TABLE_TYPES = ("USER", "SHARED", "STREAM")
 _NUMBER = re.compile(r"^[+-]?\d+(\.\d+)?([eE][+-]?\d+)?$")
 READ_ONLY_STATEMENTS = (st.QueryStatement, st.ShowNamespaces, st.ShowTables, st.ShowStats,
-                        st.DescribeTable, backup_commands.ShowExport)
+                        st.DescribeTable, backup_commands.ShowExport,
+                        storage_commands.ShowStorages)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -236,7 +237,9 @@ def _parse_create(cur: TokenCursor) -> object:
         return _parse_create_table(cur, prefix)
     if cur.is_words("USER"):
         return user_commands.parse_create_user(cur)
-    if cur.is_words("STORAGE") or cur.is_words("VIEW"):
+    if cur.is_words("STORAGE"):
+        return storage_commands.parse_create_storage(cur)
+    if cur.is_words("VIEW"):
         raise UnsupportedError(f"CREATE {cur.peek_word(0)} is not supported yet")
     raise InvalidSqlError(f"Unsupported statement type: {cur.sql[:60]!r}",
                           hint="CREATE NAMESPACE or CREATE [USER|SHARED|STREAM] TABLE")
@@ -287,6 +290,8 @@ def _parse_drop(cur: TokenCursor) -> object:
         return st.DropNamespace(name, ie, cascade)
     if cur.is_words("USER") and not cur.is_words("USER", "TABLE"):
         return user_commands.parse_drop_user(cur)
+    if cur.is_words("STORAGE"):
+        return storage_commands.parse_drop_storage(cur)
     prefix = None
     for t in TABLE_TYPES:
         if cur.is_words(t, "TABLE"):
@@ -312,6 +317,9 @@ def _parse_alter(cur: TokenCursor) -> object:
         return st.AlterNamespace(name, dict(opts))
     if cur.is_words("USER"):
         return user_commands.parse_alter_user(cur)
+    if cur.is_words("STORAGE"):
+        raise UnsupportedError("ALTER STORAGE is not supported yet",
+                               hint="DROP STORAGE and CREATE STORAGE again (no table may use it)")
     cur.expect("TABLE")
     table = _table_ref(cur)
     action: st.AlterAction
@@ -396,6 +404,8 @@ def _parse_show(cur: TokenCursor) -> object:
         table = _table_ref(cur)
         cur.expect_end()
         return st.ShowStats(table)
+    if cur.is_words("STORAGES"):
+        return storage_commands.parse_show_storages(cur)
     if cur.is_words("COLUMNS") or cur.is_words("ALL"):
         return st.QueryStatement(cur.sql, "SHOW")
     if cur.is_words("EXPORT") or cur.is_words("EXPORTS"):
@@ -415,6 +425,8 @@ def _parse_describe(cur: TokenCursor) -> object:
 
 def _parse_storage(cur: TokenCursor) -> object:
     cur.expect("STORAGE")
+    if cur.is_words("CHECK"):
+        return storage_commands.parse_storage_check(cur)
     if cur.accept("FLUSH"):
         ctor = st.StorageFlush
     elif cur.accept("COMPACT"):

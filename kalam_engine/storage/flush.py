@@ -119,7 +119,9 @@ class Flusher:
             except Exception as exc:
                 self._failed(job, exc)
                 raise
-        status = "completed" if replaced else "skipped"
+        # As in KalamDB, a table that holds rows gets a completed job even when there is
+        # nothing to merge (only hot rows, or one segment); only an empty table is skipped.
+        status = "completed" if replaced or store.stored_rows() else "skipped"
         record_job(self._db, job, status,
                    f"{replaced} segment(s) merged into {segments}, {rows} row(s)")
         return StorageJobOutcome(job.job_id, status, rows, segments, replaced)
@@ -158,10 +160,11 @@ class Flusher:
     def _write(self, store: TableStore, scope: str, rows: pa.Table) -> Segment:
         key = store.table_id.key
         batch_no = self._manifest.next_batch_no(key, scope)
-        path = self._files.relative_path(store.table_id, scope, batch_no)
+        storage_id = store.definition.options.storage_id
+        path = self._files.relative_path(store.table_id, scope, batch_no, storage_id)
         while (self._files.root / path).exists():  # a file a failed delete left behind
             batch_no += 1
-            path = self._files.relative_path(store.table_id, scope, batch_no)
+            path = self._files.relative_path(store.table_id, scope, batch_no, storage_id)
         PendingFiles.mark_now(self._db, [path], WRITE)
         try:
             size, checksum = self._files.write(key, scope, path, rows)

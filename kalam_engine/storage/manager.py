@@ -30,7 +30,7 @@ from kalam_engine.storage.manifest import Manifest, Segment
 from kalam_engine.storage.pending import DELETE, PendingFiles
 from kalam_engine.storage.recovery import forget_dropped_tables, settle_files
 from kalam_engine.storage.segment_check import SegmentChanged, check_segment
-from kalam_engine.storage.segment_files import SegmentFiles
+from kalam_engine.storage.segment_files import Placer, SegmentFiles
 from kalam_engine.storage.sqlite_db import SqliteDatabase
 from kalam_engine.storage.table_store import TableStore, WriteListener
 
@@ -39,14 +39,14 @@ log = logging.getLogger(__name__)
 
 class StorageManager:
     def __init__(self, db: SqliteDatabase, data_dir: Path | None = None, *,
-                 read_only: bool = False) -> None:
+                 read_only: bool = False, placer: Placer | None = None) -> None:
         self.db = db
         self.read_only = read_only
         self.log = HotLog(db)
         self.manifest = Manifest(db)
         self.pending = PendingFiles(db)
         self.seq = SnowflakeGenerator()
-        self.files = SegmentFiles(data_dir) if data_dir is not None else None
+        self.files = SegmentFiles(data_dir, placer) if data_dir is not None else None
         # None in a :memory: database (there is no directory to flush to) and when read-only.
         # A backup holds it while it copies segments: replaced files are deleted afterwards.
         self.deletions = DeletionGate()

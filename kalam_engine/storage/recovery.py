@@ -10,6 +10,9 @@ catalog proves unfinished.
 - A ``*.parquet`` file that neither the manifest nor ``pending_files`` explains is NOT deleted:
   the database refuses to open (CorruptDataError) until ``python -m kalam_engine.recover`` moves
   it to quarantine. Other files under storage/ are left alone.
+- The same holds in the directories of custom storages (CREATE STORAGE) that exist when the
+  database opens: the engine has locked them first (see ``storages``); a custom storage
+  directory that is missing is not scanned (its segments are then reported missing).
 """
 
 from __future__ import annotations
@@ -88,8 +91,11 @@ def unexplained_segments(files: SegmentFiles, named: set[str]) -> list[str]:
 
 def unexplained_files_error(files: SegmentFiles, paths: list[str]) -> CorruptDataError:
     shown = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+    where = f"{files.root / STORAGE_DIR} holds" \
+        if all(p.startswith(STORAGE_DIR + "/") for p in paths) \
+        else f"The storage directories of {files.root} hold"
     return CorruptDataError(
-        f"{files.root / STORAGE_DIR} holds {len(paths)} segment file(s) that the catalog "
+        f"{where} {len(paths)} segment file(s) that the catalog "
         f"(kalam.sqlite) does not name: {shown}. The catalog may be an older copy or the files "
         "may have been copied in. The database was not opened and the files were left in place",
         hint=f"restore the matching kalam.sqlite from a backup, or run `{RECOVER_COMMAND} "

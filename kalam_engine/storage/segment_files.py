@@ -13,6 +13,7 @@ import shutil
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -37,17 +38,33 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+class Placer(Protocol):
+    """Custom storages (CREATE STORAGE): where their segments go, and their directories."""
+
+    def segment_dir(self, storage_id: str, table_id: TableId, scope: str) -> str: ...
+
+    def roots(self) -> list[Path]: ...
+
+
 class SegmentFiles:
-    """The segment files of one data directory. ``reads`` counts reads per relative path."""
+    """The segment files of one data directory and of its custom storages. A segment's path is
+    relative to the data directory, or absolute for a custom storage outside it (``root / path``
+    is the file either way). ``reads`` counts reads per path."""
 
-    __slots__ = ("reads", "root")
+    __slots__ = ("placer", "reads", "root")
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, placer: Placer | None = None) -> None:
         self.root = data_dir
+        self.placer = placer
         self.reads: Counter[str] = Counter()
 
-    def relative_path(self, table_id: TableId, scope: str, batch_no: int) -> str:
-        """``storage/<ns>/<table>[/<user_id>]/batch-N.parquet`` (scope "" is a SHARED table)."""
+    def relative_path(self, table_id: TableId, scope: str, batch_no: int,
+                      storage_id: str = "local") -> str:
+        """``storage/<ns>/<table>[/<user_id>]/batch-N.parquet`` (scope "" is a SHARED table);
+        in a custom storage, its template's directory."""
+        if storage_id != "local" and self.placer is not None:
+            directory = self.placer.segment_dir(storage_id, table_id, scope)
+            return f"{directory}/batch-{batch_no}.parquet"
         parts = [STORAGE_DIR, table_id.namespace, table_id.name]
         if scope:
             parts.append(scope)
@@ -133,20 +150,36 @@ class SegmentFiles:
         shutil.rmtree(self.root / STORAGE_DIR / table_id.namespace / table_id.name,
                       ignore_errors=True)
 
+    def roots(self) -> list[Path]:
+        """``<data_dir>/storage`` and the directories of the custom storages."""
+        return [self.root / STORAGE_DIR, *(self.placer.roots() if self.placer else [])]
+
+    def as_path(self, path: Path) -> str:
+        """A file's path as the manifest records it."""
+        data = Path(os.path.realpath(self.root))
+        try:
+            return path.relative_to(self.root).as_posix()
+        except ValueError:
+            pass
+        try:
+            return path.relative_to(data).as_posix()
+        except ValueError:
+            return path.as_posix()
+
     def all_files(self) -> Iterator[str]:
-        """Every file under the storage directory, as relative paths."""
-        base = self.root / STORAGE_DIR
-        if not base.is_dir():
-            return
-        for dirpath, _dirs, files in os.walk(base):
-            for name in files:
-                yield (Path(dirpath) / name).relative_to(self.root).as_posix()
+        """Every file under the storage directories, as the manifest would name it."""
+        for base in self.roots():
+            if not base.is_dir():
+                continue
+            for dirpath, _dirs, files in os.walk(base):
+                for name in files:
+                    yield self.as_path(Path(dirpath) / name)
 
     def remove_empty_dirs(self) -> None:
-        base = self.root / STORAGE_DIR
-        if not base.is_dir():
-            return
-        for dirpath, _dirs, _files in sorted(os.walk(base), key=lambda w: -len(w[0])):
-            path = Path(dirpath)
-            if path != base and not any(path.iterdir()):
-                path.rmdir()
+        for base in self.roots():
+            if not base.is_dir():
+                continue
+            for dirpath, _dirs, _files in sorted(os.walk(base), key=lambda w: -len(w[0])):
+                path = Path(dirpath)
+                if path != base and not any(path.iterdir()):
+                    path.rmdir()
