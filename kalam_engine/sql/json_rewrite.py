@@ -52,6 +52,8 @@ _STRUCTURAL = frozenset({
     "VALUES", "SET", "RETURNING", "INTO", "FILTER", "OVER", "PARTITION", "WINDOW", "ROWS",
     "RANGE", "QUALIFY", "ESCAPE", "COLLATE", "AT", "EXISTS", "ANY", "SOME", "LATERAL",
     "EXPLAIN", "ANALYZE", "VERBOSE", "SHOW", "DESCRIBE", "INTERVAL"})
+_SELECT_LIST_END = frozenset({"FROM", "WHERE", "GROUP", "HAVING", "ORDER", "LIMIT", "OFFSET",
+                              "UNION", "INTERSECT", "EXCEPT", "INTO", "WINDOW", "QUALIFY"})
 _QUOTED = {TokenType.STRING, TokenType.IDENTIFIER, TokenType.NATIONAL_STRING,
            TokenType.HEREDOC_STRING, TokenType.BYTE_STRING, TokenType.HEX_STRING,
            TokenType.BIT_STRING, TokenType.NUMBER}
@@ -80,6 +82,7 @@ class _Node:
     inner: list[_Node] = field(default_factory=list)
     opener: TokenType | None = None
     call: _JsonCall | None = None  # set when this node is a rewritten JSON call
+    span: tuple[int, int] = (0, 0)  # where the node was in the statement's text
 
     @property
     def word(self) -> str:
@@ -154,9 +157,9 @@ def _join(nodes: list[_Node]) -> str:
     return nodes[0].text + "".join(n.pre + n.text for n in nodes[1:])
 
 
-def _call_node(pre: str, call: _JsonCall) -> _Node:
+def _call_node(first: _Node, last: _Node, call: _JsonCall) -> _Node:
     text = f"{FUNCTIONS[call.name]}({call.json}, {_path_expression(call.path)})"
-    return _Node(pre, text, call=call)
+    return _Node(first.pre, text, call=call, span=(first.span[0], last.span[1]))
 
 
 class _Reader:
@@ -192,20 +195,24 @@ class _Reader:
                     raise _Unreadable
                 close_pre, close = self._take()
                 nodes.append(_Node(pre, tok.text + _join_all(inner) + close_pre + close.text,
-                                   token=None, inner=inner, opener=kind))
+                                   token=None, inner=inner, opener=kind,
+                                   span=(tok.start, close.end + 1)))
             elif kind is TokenType.CASE:
                 inner = self.sequence(None, True)
                 if self.pos >= len(self.tokens):
                     raise _Unreadable
                 end_pre, end = self._take()
                 nodes.append(_Node(pre, tok.text + _join_all(inner) + end_pre + end.text,
-                                   inner=inner, opener=TokenType.CASE))
+                                   inner=inner, opener=TokenType.CASE,
+                                   span=(tok.start, end.end + 1)))
             elif kind is TokenType.PARAMETER and self.pos < len(self.tokens) and \
                     self.tokens[self.pos].start == tok.end + 1:
                 _, number = self._take()  # $1 is one operand
-                nodes.append(_Node(pre, tok.text + number.text, token=tok))
+                nodes.append(_Node(pre, tok.text + number.text, token=tok,
+                                   span=(tok.start, number.end + 1)))
             else:
-                nodes.append(_Node(pre, self.sql[tok.start:tok.end + 1], token=tok))
+                nodes.append(_Node(pre, self.sql[tok.start:tok.end + 1], token=tok,
+                                   span=(tok.start, tok.end + 1)))
         if closer is None and not case and self.pos < len(self.tokens):
             raise _Unreadable
         return _rewrite_level(nodes, self.sql)
@@ -293,7 +300,7 @@ def _rewrite_calls(nodes: list[_Node], sql: str) -> list[_Node]:
                 raise InvalidSqlError(f"{name}() has an empty argument",
                                       hint="remove the extra comma")
             call = _JsonCall(name, _join(args[0]), [_path_part(a, sql) for a in args[1:]])
-            out.append(_call_node(node.pre, call))
+            out.append(_call_node(node, nodes[i + 1], call))
             i += 2
             continue
         out.append(node)
@@ -333,8 +340,37 @@ def _rewrite_level(nodes: list[_Node], sql: str) -> list[_Node]:
             call = _JsonCall(name, inner.json, [*inner.path, part])
         else:
             call = _JsonCall(name, _join(left), [part])
-        nodes[start:end] = [_call_node(left[0].pre, call)]
+        nodes[start:end] = [_call_node(left[0], right[-1], call)]
         i = start + 1
+    return _named_columns(nodes, sql)
+
+
+def _named_columns(nodes: list[_Node], sql: str) -> list[_Node]:
+    """In a SELECT list, a column that is one JSON call and has no alias is named as written
+    (``j->>'name'``), not after the engine's UDF."""
+    if not nodes or nodes[0].word != "SELECT":
+        return nodes
+    item_start, aliased = 1, False
+    for i in range(1, len(nodes) + 1):
+        node = nodes[i] if i < len(nodes) else None
+        word = node.word if node is not None else "FROM"
+        if word in ("DISTINCT", "ALL") and i == item_start:
+            item_start = i + 1
+            continue
+        if word == "AS":
+            aliased = True
+            continue
+        comma = node is not None and node.token is not None and \
+            node.token.token_type is TokenType.COMMA
+        if not comma and word not in _SELECT_LIST_END:
+            continue
+        item = nodes[item_start:i]
+        if len(item) == 1 and item[0].call is not None and not aliased:
+            name = sql[item[0].span[0]:item[0].span[1]]
+            item[0].text += ' AS "' + name.replace('"', '""') + '"'
+        if not comma:
+            break
+        item_start, aliased = i + 1, False
     return nodes
 
 
