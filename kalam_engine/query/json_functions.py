@@ -111,7 +111,8 @@ def _json_udf(name: str) -> Any:
 
 def _path_element(texts: pa.Array, types: pa.Array) -> pa.Array:
     """One path part per row: ``[i]`` for an integer (NULL when negative), ``."key"`` for
-    anything else; NULL stays NULL."""
+    anything else (NULL for the empty key, which DuckDB's paths cannot name); NULL stays
+    NULL."""
     texts = texts.cast(pa.string())
     is_int = pc.match_substring_regex(types.cast(pa.string()), _INTEGER_TYPES)
     negative = pc.starts_with(texts, "-")
@@ -119,6 +120,7 @@ def _path_element(texts: pa.Array, types: pa.Array) -> pa.Array:
                        pc.binary_join_element_wise("[", texts, "]", ""))
     escaped = pc.replace_substring(pc.replace_substring(texts, "\\", "\\\\"), '"', '\\"')
     key = pc.binary_join_element_wise('."', escaped, '"', "")
+    key = pc.if_else(pc.equal(texts, ""), pa.scalar(None, pa.string()), key)  # no empty key
     return pc.if_else(is_int, index, key)
 
 

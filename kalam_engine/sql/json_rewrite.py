@@ -123,7 +123,8 @@ def _static_part(nodes: list[_Node], sql: str) -> str | None:
         tok = nodes[0].token
         raw = sql[tok.start:tok.end + 1]
         if tok.token_type is TokenType.STRING and raw.startswith("'") and raw.endswith("'"):
-            return _key_part(raw[1:-1].replace("''", "'"))
+            key = raw[1:-1].replace("''", "'")
+            return _key_part(key) if key else ""  # DuckDB's paths cannot name an empty key
         if tok.token_type is TokenType.NUMBER and raw.isdigit():
             return f"[{int(raw)}]"
     if len(nodes) == 2 and nodes[0].is_text("-") and nodes[1].token is not None and \
@@ -238,14 +239,23 @@ def _is_operator(nodes: list[_Node], i: int) -> str | None:
     return None
 
 
+def _postfix(before: _Node, node: _Node) -> bool:
+    """Whether ``node`` continues the operand ``before``: a call's arguments after a name,
+    a subscript after any operand."""
+    if not before.is_operand():
+        return False
+    if node.opener is TokenType.L_BRACKET:
+        return True
+    return node.opener is TokenType.L_PAREN and before.opener is None and before.call is None
+
+
 def _operand_start(nodes: list[_Node], end: int) -> int:
     """Start of the operand that ends just before ``end`` (``end`` when there is none)."""
     i = end - 1
     if i < 0 or not nodes[i].is_operand():
         return end
     while True:
-        if nodes[i].opener in (TokenType.L_PAREN, TokenType.L_BRACKET) and i > 0 and \
-                nodes[i - 1].is_operand() and nodes[i - 1].opener is None:
+        if i > 0 and _postfix(nodes[i - 1], nodes[i]):
             i -= 1  # f(x), a[1]
             continue
         if i >= 2 and nodes[i - 1].is_text(*_TIGHT_BINARY) and nodes[i - 2].is_operand():
@@ -266,8 +276,7 @@ def _operand_end(nodes: list[_Node], start: int) -> int:
         return start
     i += 1
     while i < len(nodes):
-        if nodes[i].opener in (TokenType.L_PAREN, TokenType.L_BRACKET) and \
-                nodes[i - 1].opener is None:
+        if _postfix(nodes[i - 1], nodes[i]):
             i += 1
             continue
         if nodes[i].is_text(*_TIGHT_BINARY):
