@@ -40,6 +40,23 @@ def _uuid(values: pa.ChunkedArray | pa.Array, name: str) -> pa.Array:
     return pa.array(out, type=pa.binary(16))
 
 
+# a zone after the time of day: ...10:00Z, ...10:00:00.5+02:00, ...10:00-0500, ...10:00+02
+_ZONE_SUFFIX = r"(?i)\d:\d{2}(:\d{2}(\.\d*)?)?\s*(z|[+-]\d{2}(:?\d{2})?)$"
+
+
+def _zoned_timestamps(values: pa.ChunkedArray | pa.Array, target: pa.DataType
+                      ) -> pa.Array | pa.ChunkedArray:
+    """Timestamp texts for a column with a time zone (DATETIME): a text without a zone
+    (``'2023-01-01 10:00:00'``) is read as UTC, as KalamDB does; one with an offset or ``Z`` is
+    that instant."""
+    has_zone = pc.fill_null(pc.match_substring_regex(values, _ZONE_SUFFIX), False)
+    no_text = pa.scalar(None, values.type)
+    zoned = pc.if_else(has_zone, values, no_text).cast(pa.timestamp(target.unit, tz="UTC"))
+    naive = pc.if_else(has_zone, no_text, values).cast(pa.timestamp(target.unit))
+    naive = pc.assume_timezone(naive, "UTC")
+    return pc.if_else(has_zone, zoned, naive).cast(target, safe=False)
+
+
 def coerce(values: pa.ChunkedArray | pa.Array, field: pa.Field) -> pa.Array | pa.ChunkedArray:
     """Cast ``values`` to ``field.type``; a value that does not fit raises a clear error."""
     target = field.type
@@ -55,6 +72,9 @@ def coerce(values: pa.ChunkedArray | pa.Array, field: pa.Field) -> pa.Array | pa
         if pa.types.is_time(target) and pa.types.is_string(values.type):
             return pa.array([None if v is None else dt.time.fromisoformat(v)
                              for v in values.to_pylist()], type=target)
+        if pa.types.is_timestamp(target) and target.tz is not None and \
+                (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
+            return _zoned_timestamps(values, target)
         if pa.types.is_timestamp(values.type) and pa.types.is_timestamp(target):
             if values.type.tz is None and target.tz is not None:
                 values = pc.assume_timezone(values, target.tz)
