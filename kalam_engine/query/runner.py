@@ -26,6 +26,8 @@ from kalam_engine.query.execution import Budget, StatementTimeout, collect, desc
 from kalam_engine.query.functions import IdFunctions
 from kalam_engine.query.prefetch import ArrowViews, table_references
 from kalam_engine.query.session import RequestCatalog, RequestState, SessionPool, TableResolver
+from kalam_engine.query.vector_text import wrap_vector_strings
+from kalam_engine.query.vectors import register_vector_functions
 from kalam_engine.sql.tokens import tokenize
 
 CATALOG_PREFIX = "kalam."
@@ -81,6 +83,7 @@ class QueryRunner:
         def prepare(session: SessionContext, catalog: RequestCatalog) -> None:
             functions.register(session, lambda: catalog.request().ctx)
             register_checked_functions(session, catalog.request)
+            register_vector_functions(session, catalog.request)
 
         self._sessions = SessionPool(prepare, memory_limit=memory_limit)
         self.prefetch = True  # hand DataFusion MemTables read before planning (see prefetch.py)
@@ -91,7 +94,7 @@ class QueryRunner:
     def _plan(self, session: SessionContext, state: RequestState, sql: str,
               params: list[Any] | None, default_order: bool) -> DataFrame:
         ctx = state.ctx
-        sql = _strip_identity_parens(sql)
+        sql = wrap_vector_strings(_strip_identity_parens(sql), params)
         param_values = {str(i + 1): v for i, v in enumerate(params)} if params else None
         text = self._ordered_text(ctx, sql) if default_order else sql
         try:
