@@ -26,6 +26,7 @@ from kalam_engine.query.execution import Budget, StatementTimeout, collect, desc
 from kalam_engine.query.functions import IdFunctions
 from kalam_engine.query.prefetch import ArrowViews, table_references
 from kalam_engine.query.session import RequestCatalog, RequestState, SessionPool, TableResolver
+from kalam_engine.query.vector_search import VectorIndexes, nearest_rows
 from kalam_engine.query.vector_text import wrap_vector_strings
 from kalam_engine.query.vectors import register_vector_functions
 from kalam_engine.sql.tokens import tokenize
@@ -87,6 +88,7 @@ class QueryRunner:
 
         self._sessions = SessionPool(prepare, memory_limit=memory_limit)
         self.prefetch = True  # hand DataFusion MemTables read before planning (see prefetch.py)
+        self.vectors = VectorIndexes()  # nearest-neighbour indexes (see vector_search.py)
 
     def clear_plans(self) -> None:
         self._rewrites.clear()
@@ -129,6 +131,10 @@ class QueryRunner:
             include_deleted = "_deleted" in sql.lower()
         timeout = StatementTimeout(self.statement_timeout)
         state = RequestState(self.resolver, ctx, include_deleted, Budget(self.memory_limit))
+        nearest = None if include_deleted else nearest_rows(self.vectors, self.resolver, ctx,
+                                                            sql, params)
+        if nearest is not None:
+            state.views[nearest[0]] = self._views.view(nearest[1])
         if self.prefetch:
             self._prefetch(state, sql)
         session, catalog = self._sessions.lend(state)
