@@ -32,6 +32,7 @@ MODULES = (
     "q08_flush_parquet",
     "q09_group_by",
     "q10_magic_overhead",
+    "q11_vector_search",
 )
 
 
