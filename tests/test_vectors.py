@@ -196,7 +196,8 @@ def test_index_results_equal_brute_force(vectors, query, k, offset, by_alias):
     with kalam_engine.connect(":memory:") as db:
         twin_tables(db, 3)
         for table in ("app.plain", "app.indexed"):
-            load(db, table, "alice", list(range(len(vectors))), vectors, 3)
+            # ids run against the row order, so ties at the k-th distance matter
+            load(db, table, "alice", list(range(len(vectors), 0, -1)), vectors, 3)
         order = "d" if by_alias else f"COSINE_DISTANCE(e, '{vec(query)}')"
         sql = (f"SELECT id, COSINE_DISTANCE(e, '{vec(query)}') AS d FROM {{t}} "
                f"ORDER BY {order}, id LIMIT {k} OFFSET {offset}")
