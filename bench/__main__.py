@@ -33,6 +33,7 @@ MODULES = (
     "q09_group_by",
     "q10_magic_overhead",
     "q11_live",
+    "q12_vector_search",
 )
 
 

@@ -65,6 +65,7 @@ class TableOptions:
     access_level: AccessLevel | None = None
     use_user_storage: bool = False
     deleted_retention_hours: int | None = None
+    vector_indexes: tuple[tuple[str, str], ...] = ()  # (EMBEDDING column, metric)
 
     def flush_policy_text(self) -> str | None:
         parts = []
@@ -137,7 +138,9 @@ class TableDefinition:
             for c in data["columns"])
         opts = data["options"]
         level = opts.get("access_level")
-        options = TableOptions(**{**opts, "access_level": AccessLevel(level) if level else None})
+        options = TableOptions(**{**opts, "access_level": AccessLevel(level) if level else None,
+                                   "vector_indexes": tuple(
+                                       tuple(v) for v in opts.get("vector_indexes", ()))})
         return TableDefinition(
             table_id=TableId(**data["table_id"]), table_type=TableType(data["table_type"]),
             columns=cols, options=options, schema_version=data["schema_version"],

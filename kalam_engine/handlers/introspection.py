@@ -63,6 +63,8 @@ def _options_json(d: TableDefinition) -> str:
         data["access_level"] = o.access_level.value
     if o.use_user_storage:
         data["use_user_storage"] = True
+    if o.vector_indexes:
+        data["vector_indexes"] = dict(o.vector_indexes)
     return json.dumps(data)
 
 

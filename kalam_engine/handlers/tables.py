@@ -22,6 +22,7 @@ from kalam_engine.errors import (
     TableNotFoundError,
 )
 from kalam_engine.handlers.table_lock import held
+from kalam_engine.handlers.vector_index import follow_columns, index_change
 from kalam_engine.result import Result
 from kalam_engine.sql import statements as st
 from kalam_engine.sql.names import validate_column
@@ -301,6 +302,7 @@ def _alter_table(engine: Engine, stmt: st.AlterTable, ctx: ExecutionContext,
         i = find(action.name)
         if cols[i].primary_key:
             raise InvalidParameterError("The PRIMARY KEY column cannot be dropped")
+        changes["options"] = follow_columns(old.options, dropped=cols[i].name)
         what = f"dropped column {cols.pop(i).name}"
     elif isinstance(action, st.ModifyColumn):
         i = find(action.column.name)
@@ -308,6 +310,8 @@ def _alter_table(engine: Engine, stmt: st.AlterTable, ctx: ExecutionContext,
         if cols[i].primary_key:
             raise InvalidParameterError("The PRIMARY KEY column's type cannot be modified")
         cols[i] = dataclasses.replace(col, default=cols[i].default, comment=cols[i].comment)
+        if not col.kalam_type.startswith("Embedding"):
+            changes["options"] = follow_columns(old.options, dropped=col.name)
         what = f"modified column {col.name}"
     elif isinstance(action, st.SetNullability):
         i = find(action.name)
@@ -327,6 +331,7 @@ def _alter_table(engine: Engine, stmt: st.AlterTable, ctx: ExecutionContext,
             raise AlreadyExistsError(f"Column '{new_name}' already exists in {table_id}")
         if cols[i].primary_key:
             raise InvalidParameterError("The PRIMARY KEY column cannot be renamed")
+        changes["options"] = follow_columns(old.options, renamed=(cols[i].name, new_name))
         cols[i] = dataclasses.replace(cols[i], name=new_name)
         what = f"renamed column {action.old.lower()} to {new_name}"
     elif isinstance(action, st.SetAccessLevel):
@@ -335,6 +340,8 @@ def _alter_table(engine: Engine, stmt: st.AlterTable, ctx: ExecutionContext,
         level = _access_level(action.level)
         changes["options"] = dataclasses.replace(old.options, access_level=level)
         what = f"access level {level.value}"
+    elif isinstance(action, (st.CreateVectorIndex, st.DropVectorIndex)):
+        changes["options"], what = index_change(old, action)
     else:  # pragma: no cover - the parser produces only the actions above
         raise InvalidSqlError("Unsupported ALTER TABLE action")
     new = old.evolve(tuple(cols), **changes)

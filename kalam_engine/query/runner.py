@@ -27,6 +27,9 @@ from kalam_engine.query.functions import IdFunctions
 from kalam_engine.query.json_functions import register_json_functions
 from kalam_engine.query.prefetch import ArrowViews, table_references
 from kalam_engine.query.session import RequestCatalog, RequestState, SessionPool, TableResolver
+from kalam_engine.query.vector_search import VectorIndexes, nearest_rows
+from kalam_engine.query.vector_text import wrap_vector_strings
+from kalam_engine.query.vectors import register_vector_functions
 from kalam_engine.sql.json_rewrite import rewrite_json
 from kalam_engine.sql.tokens import tokenize
 
@@ -84,9 +87,11 @@ class QueryRunner:
             functions.register(session, lambda: catalog.request().ctx)
             register_checked_functions(session, catalog.request)
             register_json_functions(session)
+            register_vector_functions(session, catalog.request)
 
         self._sessions = SessionPool(prepare, memory_limit=memory_limit)
         self.prefetch = True  # hand DataFusion MemTables read before planning (see prefetch.py)
+        self.vectors = VectorIndexes()  # nearest-neighbour indexes (see vector_search.py)
 
     def clear_plans(self) -> None:
         self._rewrites.clear()
@@ -94,7 +99,7 @@ class QueryRunner:
     def _plan(self, session: SessionContext, state: RequestState, sql: str,
               params: list[Any] | None, default_order: bool) -> DataFrame:
         ctx = state.ctx
-        sql = rewrite_json(_strip_identity_parens(sql))
+        sql = wrap_vector_strings(rewrite_json(_strip_identity_parens(sql)), params)
         param_values = {str(i + 1): v for i, v in enumerate(params)} if params else None
         text = self._ordered_text(ctx, sql) if default_order else sql
         try:
@@ -129,6 +134,10 @@ class QueryRunner:
             include_deleted = "_deleted" in sql.lower()
         timeout = StatementTimeout(self.statement_timeout)
         state = RequestState(self.resolver, ctx, include_deleted, Budget(self.memory_limit))
+        nearest = None if include_deleted else nearest_rows(self.vectors, self.resolver, ctx,
+                                                            sql, params)
+        if nearest is not None:
+            state.views[nearest[0]] = self._views.view(nearest[1])
         if self.prefetch:
             self._prefetch(state, sql)
         session, catalog = self._sessions.lend(state)

@@ -22,6 +22,7 @@ from kalam_engine.live.sql import parse_subscribe
 from kalam_engine.sql import backup_commands, storage_commands, user_commands
 from kalam_engine.sql import statements as st
 from kalam_engine.sql.tokens import TokenCursor, tokenize
+from kalam_engine.sql.vector_index import is_index_action, parse_index_action
 
 QUERY_WORDS = {"SELECT", "WITH", "VALUES", "(", "EXPLAIN", "TABLE"}
 COLUMN_STOP_WORDS = {"NOT", "NULL", "DEFAULT", "PRIMARY", "AUTO_INCREMENT", "AUTO", "GENERATED",
@@ -326,9 +327,9 @@ def _parse_alter(cur: TokenCursor) -> object:
     if cur.accept("ADD"):
         cur.accept("COLUMN")
         action = st.AddColumn(_column_spec(cur))
+    elif cur.is_words("CREATE") or is_index_action(cur, after_drop=True):
+        action = parse_index_action(cur, create=cur.next().text.upper() == "CREATE")
     elif cur.accept("DROP"):
-        if cur.is_words("INDEX") or cur.is_words("VECTOR"):
-            raise UnsupportedError("Vector indexes are not supported yet")
         cur.accept("COLUMN")
         action = st.DropColumn(cur.word("a column name"))
     elif cur.accept("MODIFY"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from kalam_engine.catalog.definitions import ColumnDefault
+from kalam_engine.sql.vector_index import CreateVectorIndex, DropVectorIndex
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +110,7 @@ class SetAccessLevel:
 
 
 AlterAction = (AddColumn | DropColumn | ModifyColumn | SetNullability | SetColumnDefault
-               | RenameColumn | SetAccessLevel)
+               | RenameColumn | SetAccessLevel | CreateVectorIndex | DropVectorIndex)
 
 
 @dataclass(frozen=True, slots=True)
