@@ -43,7 +43,7 @@ def _importable(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_there_are_notebooks() -> None:
     names = {p.name for p in NOTEBOOKS}
-    assert {"quickstart.ipynb", "multi_tenant_chat.ipynb"} <= names
+    assert {"quickstart.ipynb", "multi_tenant_chat.ipynb", "kalamdb_features.ipynb"} <= names
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
