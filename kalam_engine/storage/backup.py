@@ -22,7 +22,7 @@ from kalam_engine.errors import CorruptDataError, MissingFileError, StorageError
 from kalam_engine.storage.data_dir import CATALOG_FILE
 from kalam_engine.storage.failures import file_error
 from kalam_engine.storage.manifest import Manifest, Segment
-from kalam_engine.storage.segment_files import SegmentFiles
+from kalam_engine.storage.segment_files import SegmentFiles, fsync_dir
 from kalam_engine.storage.sqlite_db import SqliteDatabase
 
 
@@ -31,14 +31,6 @@ class CopyOutcome:
     segments: int
     segment_bytes: int
     catalog_bytes: int
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def snapshot_catalog(db: SqliteDatabase, dest: Path) -> None:
@@ -100,7 +92,7 @@ def copy_segments(source_root: Path, dest_root: Path, segments: list[Segment]) -
             raise file_error(exc, f"copy segment file {segment.path}") from exc
         total += data.size
     for directory in {(dest_root / s.path).parent for s in segments}:
-        _fsync_dir(directory)
+        fsync_dir(directory)
     return total
 
 
@@ -115,7 +107,7 @@ def copy_database(db: SqliteDatabase, source_root: Path | None, dest: Path) -> C
         if source_root is None:  # pragma: no cover - :memory: never writes segments
             raise StorageError("An in-memory database cannot have segment files")
         size = copy_segments(source_root, dest, segments)
-    _fsync_dir(dest)
+    fsync_dir(dest)
     return CopyOutcome(len(segments), size, catalog.stat().st_size)
 
 
@@ -133,7 +125,7 @@ def copy_backup(source: Path, dest: Path) -> CopyOutcome:
     finally:
         source_db.close()
     size = copy_segments(source, dest, segments)
-    _fsync_dir(dest)
+    fsync_dir(dest)
     return CopyOutcome(len(segments), size, (dest / CATALOG_FILE).stat().st_size)
 
 
@@ -154,7 +146,7 @@ def publish(staging: Path, target: Path) -> None:
     if target.is_dir():
         target.rmdir()  # checked empty by the caller; fails (OSError) if it is not
     os.rename(staging, target)
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
 
 
 def discard(path: Path) -> None:

@@ -30,7 +30,8 @@ SEGMENT_SUFFIX = ".parquet"
 TMP_SUFFIX = ".tmp"
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a directory's entries (a rename, a new file) durable."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -86,7 +87,7 @@ class SegmentFiles:
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, final)
-            _fsync_dir(final.parent)
+            fsync_dir(final.parent)
         except OSError as exc:  # disk full, read-only: leave no partial file behind
             with contextlib.suppress(OSError):
                 tmp.unlink(missing_ok=True)
