@@ -4,8 +4,10 @@ updates reach the frontend as comm messages sent from the view's background thre
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import queue
 import sys
 import time
 from collections.abc import Iterator
@@ -143,7 +145,8 @@ _ops = st.lists(st.tuples(st.sampled_from(["insert", "update", "delete"]),
                           st.integers(0, 5), st.integers(0, 3)), max_size=25)
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=20, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=_ops)
 def test_frame_matches_a_query_after_any_writes(magics: KalamMagics, ops: list) -> None:
     """Model: after any sequence of writes the live frame equals a fresh SELECT."""
@@ -255,10 +258,8 @@ def test_insert_in_another_cell_reaches_the_widget_in_a_real_kernel(
     deadline = time.monotonic() + 30
     while not any("second cell" in v for v in table_updates()):
         assert time.monotonic() < deadline, "the widget update never arrived"
-        try:
+        with contextlib.suppress(queue.Empty):  # nothing yet
             seen.append(kc.get_iopub_msg(timeout=1))
-        except Exception:  # queue.Empty: nothing yet
-            pass
     assert "first" in table_updates()[-1]
     out = _execute(kc, "v.wait_for(lambda v: v.row_count == 2)\n"
                        "print(msgs.to_dict('records'), v.status)", seen)
