@@ -221,6 +221,7 @@ class KalamMagics(Magics):
         self._read_only = False  # open the directory read-only (another engine writes it)
         self._worker = _Worker()
         self.inspectors: list[Any] = []
+        self.live_views: list[Any] = []  # LiveView objects of `%kalam live` / `--live`
         atexit.register(_close_quietly, weakref.ref(self))
 
     # -- the engine -------------------------------------------------------------------------
@@ -263,6 +264,7 @@ class KalamMagics(Magics):
 
     def close(self) -> None:
         """Close the engine if it is open; the next statement opens it again."""
+        self.stop_live()
         db, self._db = self._db, None
         if db is not None and self._explicit_path != "<engine>":
             db.close()
@@ -287,6 +289,8 @@ class KalamMagics(Magics):
               help="With --connect: read PATH while another notebook's engine writes it.")
     @argument("-l", "--limit", type=int, help="Rows to show (default: Kalam.display_limit).")
     @argument("--side", action="store_true", help="With `inspect`: open in the side panel.")
+    @argument("--live", action="store_true",
+              help="Subscribe: show the query's rows and keep them current as others write.")
     @no_var_expand
     @line_cell_magic
     def kalam(self, line: str = "", cell: str | None = None) -> Any:
@@ -298,6 +302,8 @@ class KalamMagics(Magics):
         %kalam --connect PATH        switch engines (:memory: for a throw-away one)
         %kalam --connect PATH --read-only   read a directory another notebook writes
         %kalam inspect [--side]      the provider and cache inspector
+        %%kalam --live [--user U] [-o VAR]  a live table of one SELECT (also %kalam live SELECT)
+        %kalam live stop             stop every live table of this notebook
 
         `:name` binds the notebook variable `name` as a parameter.
         """
@@ -322,7 +328,22 @@ class KalamMagics(Magics):
         if words and words[0].lower() == "inspect" and all(w == "--side" for w in words[1:]):
             self.inspect(side=args.side or "--side" in words[1:])
             return None
+        live = re.match(r"\s*live(?:\s+|$)", rest, re.IGNORECASE)
+        if live:
+            rest = rest[live.end():]
         sql = rest if cell is None else f"{rest}\n{cell}"
+        if live or args.live:
+            if sql.strip().lower() == "stop":
+                stopped = self.stop_live()
+                display(Message(f"Stopped {stopped} live quer{'y' if stopped == 1 else 'ies'}",
+                                "command", None, None, None))
+                return None
+            m = _ASSIGN.match(sql)
+            target = args.out
+            if m:
+                target, sql = m.group(1), m.group(2)
+            self.live(sql, user=args.user, target=target, limit=args.limit)
+            return None
         if not sql.strip() and not args.connect:
             state = "open" if self.is_open else "opens on first use"
             display(Message(f"Kalam engine at {self.path} ({state})", "command", None, None, None))
@@ -443,6 +464,42 @@ class KalamMagics(Magics):
             )
             return None
         return frame
+
+    def live(self, sql: str, *, user: str | None = None, target: str | None = None,
+             limit: int | None = None) -> Any:
+        """Show a live table of ``sql`` (one ``SELECT ... FROM ns.t [WHERE ...]``) as
+        ``user``; with ``target`` keep its rows as a DataFrame in that variable. Returns the
+        :class:`~kalam_jupyter.live_view.LiveView`."""
+        from kalam_jupyter.live_view import LiveView
+
+        kalam_error = _kalam_error_type()
+        try:
+            statements = split_statements(sql)
+        except kalam_error as exc:
+            raise UsageError(format_error(exc, sql)) from None
+        if len(statements) != 1:
+            raise UsageError("INVALID_SQL: a live query is exactly one statement, got "
+                             f"{len(statements)}; write one SELECT ... FROM namespace.table "
+                             "[WHERE ...] in the cell")
+        db = self._open_or_usage_error()
+        try:
+            view = LiveView(db, statements[0], user=user or self.settings.default_user,
+                            target=target, namespace=self.shell.user_ns,
+                            limit=self.settings.display_limit if limit is None else limit)
+        except kalam_error as exc:
+            raise UsageError(format_error(exc, statements[0], self._snapshot(db))) from None
+        self.live_views = [v for v in self.live_views if v.status == "active"]
+        self.live_views.append(view)
+        view.show()
+        return view
+
+    def stop_live(self) -> int:
+        """Stop every live table; returns how many were still running."""
+        views, self.live_views = self.live_views, []
+        running = [v for v in views if v.status == "active"]
+        for view in running:
+            view.stop()
+        return len(running)
 
     def _frame(self, result: Any, limit: int) -> Any:
         table = result.to_arrow()
