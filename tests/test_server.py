@@ -19,6 +19,7 @@ import httpx
 import jwt
 import pytest
 import uvicorn
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as ws_connect
 
 import kalam_engine
@@ -413,3 +414,39 @@ def test_token_helpers_round_trip() -> None:
     token, exp = tokens.issue(SECRET, user, tokens.ACCESS)
     claims = jwt.decode(token, SECRET, algorithms=["HS256"], issuer="kalamdb")
     assert claims["exp"] == exp and claims["role"] == "service"
+
+
+# --- WebSocket timeouts and pre-authentication (short timeouts on a server of their own)
+@pytest.fixture()
+def quick(srv: Running) -> Iterator[Running]:
+    config = ServerConfig(jwt_secret=SECRET, auth_timeout=0.3, idle_timeout=0.6)
+    server, thread, port = _serve(create_app(srv.db, config))
+    running = Running(srv.db, port)
+    try:
+        yield running
+    finally:
+        running.http.close()
+        server.should_exit = True
+        thread.join(30)
+
+
+def test_ws_closes_without_authentication_or_when_idle(quick: Running) -> None:
+    with ws_connect(quick.ws_url) as ws, pytest.raises(ConnectionClosed):
+        ws.recv(timeout=30)  # never authenticated: closed by the server
+    token = quick.login("alice")["access_token"]
+    with ws_connect(quick.ws_url) as ws:
+        assert _auth(ws, token)["type"] == "auth_success"
+        with pytest.raises(ConnectionClosed):
+            ws.recv(timeout=30)  # no client frame: closed by the server
+
+
+def test_ws_bearer_header_pre_authenticates(srv: Running) -> None:
+    token = srv.login("alice")["access_token"]
+    with ws_connect(srv.ws_url, additional_headers={"Authorization": f"Bearer {token}"}) as ws:
+        ws.send(json.dumps({"type": "subscribe", "subscription": {
+            "id": "h", "sql": "SELECT id FROM app.notes WHERE id < 0"}}))
+        assert _recv(ws)["type"] == "subscription_ack"
+    with ws_connect(srv.ws_url, additional_headers={"Authorization": "Bearer junk"}) as ws:
+        assert _recv(ws)["type"] == "auth_error"
+        with pytest.raises(ConnectionClosed):
+            ws.recv(timeout=30)

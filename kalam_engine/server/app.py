@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
-from kalam_engine.auth.passwords import verify_password
+from kalam_engine.auth.passwords import hash_password, verify_password
 from kalam_engine.context import ROOT_USER, Role
 from kalam_engine.server import tokens
 from kalam_engine.server.sql_api import RequestError, check_request, error_response, run_batch
@@ -50,6 +50,15 @@ def _version() -> str:
         return version("kalam-notebooks")
     except Exception:  # not installed as a package
         return "0.1.0"
+
+
+_DUMMY: list[str] = []
+
+
+def _dummy_hash() -> str:
+    if not _DUMMY:
+        _DUMMY.append(hash_password(secrets.token_urlsafe(16)))
+    return _DUMMY[0]
 
 
 def _iso(seconds: float) -> str:
@@ -155,8 +164,10 @@ def create_app(db: Engine, config: ServerConfig | None = None) -> Starlette:
             return JSONResponse({"error": "setup_required", "message":
                                  "root has no password yet: run ALTER USER root SET PASSWORD "
                                  "'...' in the embedded engine first"}, status_code=428)
-        ok = user is not None and await run_in_threadpool(verify_password, password,
-                                                          user.password_hash)
+        # an unknown user costs one bcrypt check too, so timing does not tell who exists
+        stored = user.password_hash if user is not None \
+            else await run_in_threadpool(_dummy_hash)
+        ok = await run_in_threadpool(verify_password, password, stored)
         if not ok or user is None:
             return unauthorized("Invalid username or password")
         return JSONResponse(login_body(user))

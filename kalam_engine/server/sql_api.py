@@ -6,6 +6,7 @@ committed, as in KalamDB) and answers ``Statement N failed: ...``."""
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,7 @@ from kalam_engine.sql.tokens import split_statements
 if TYPE_CHECKING:
     from kalam_engine.engine import Engine
 
+log = logging.getLogger(__name__)
 DEFAULT_NAMESPACE = "default"
 MAX_PARAMS = 50
 MAX_PARAM_BYTES = 512 * 1024
@@ -112,6 +114,11 @@ def run_batch(db: Engine, user: str, sql: str, params: list[Any] | None,
         except RecursionError:
             return error_response(400, "INVALID_SQL",
                                   f"Statement {number} failed: nested too deeply", took())
+        except Exception:  # a bug, not the user's doing: say so without internals
+            log.exception("statement %d of a /v1/api/sql batch failed", number)
+            return error_response(500, "INTERNAL_ERROR",
+                                  f"Statement {number} failed: internal error (see the "
+                                  "server log)", took())
         if isinstance(stmt, st.UseNamespace):
             namespace = stmt.name.lower()
         verb = _DML.get(type(stmt))

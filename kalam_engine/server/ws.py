@@ -139,8 +139,9 @@ class Connection:
                     message = await asyncio.wait_for(self.ws.receive(), max(timeout, 0.0))
                 except TimeoutError:
                     reason = "authentication timeout" if self.user is None else "idle timeout"
-                    await self.ws.close(code=1008 if self.user is None else 1000,
-                                        reason=reason)
+                    with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+                        await self.ws.close(code=1008 if self.user is None else 1000,
+                                            reason=reason)
                     return
                 if message["type"] == "websocket.disconnect":
                     return
