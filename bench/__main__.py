@@ -34,6 +34,7 @@ MODULES = (
     "q10_magic_overhead",
     "q11_live",
     "q12_vector_search",
+    "q13_serve",
 )
 
 
