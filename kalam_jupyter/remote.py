@@ -22,7 +22,8 @@ import pandas as pd
 import pyarrow as pa
 
 from kalam_engine import errors as E
-from kalam_engine.sql.parser import is_read_only
+from kalam_engine.sql.parser import is_read_only, parse_statement
+from kalam_engine.sql.statements import UseNamespace
 
 __all__ = ["TOKEN_ENV", "RemoteClient", "RemoteResult", "ServerError", "is_url"]
 
@@ -156,6 +157,7 @@ class RemoteClient:
         self.access_token: str | None = token
         self.refresh_token: str | None = None
         self.closed = False
+        self.namespace: str | None = None  # of the last USE: the server keeps none per user
         if token is not None and user is None:
             sub = _claim(token, "sub")
             self.user = sub if isinstance(sub, str) else None
@@ -226,6 +228,7 @@ class RemoteClient:
         body: dict[str, Any] = {"sql": sql}
         if params:
             body["params"] = [_json_param(p) for p in params]
+        namespace = namespace or self.namespace
         if namespace:
             body["namespace_id"] = namespace
         try:
@@ -233,6 +236,12 @@ class RemoteClient:
         except Exception:
             read = False  # unknown: treat as a write, never retried
         answer = self._post_sql(body, retry=read)
+        try:
+            stmt = parse_statement(sql)
+        except Exception:
+            stmt = None  # a batch: the server applied its USE within it
+        if isinstance(stmt, UseNamespace):
+            self.namespace = stmt.name.lower()
         results = answer.get("results") or [{}]
         return RemoteResult(results[-1], answer.get("took"))
 

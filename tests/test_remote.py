@@ -108,6 +108,8 @@ def test_sql_params_and_int64_through_the_magics(shell: InteractiveShell,
     assert err is None, out
     assert frame["n"].tolist() == [big] and frame["n"].dtype == "int64"
     assert frame["body"].tolist() == ["hi from alice"]
+    frame, out, err = run(shell, "%%kalam\nUSE chat;\nSELECT body FROM messages")
+    assert err is None and frame["body"].tolist() == ["hi from alice"], out
     _, out, err = run(shell, "%kalam -o mine SELECT count(*) AS c FROM chat.messages")
     assert err is None and isinstance(shell.user_ns["mine"], pd.DataFrame)
     assert shell.user_ns["mine"]["c"].tolist() == [1]
@@ -165,6 +167,13 @@ def test_expired_access_token_is_refreshed(server: str) -> None:
         client.close()
 
 
+def wait_for(condition: Any, limit: float = 30) -> None:
+    """Poll until ``condition()`` (the frame is replaced after each applied change)."""
+    deadline = time.monotonic() + limit
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def test_live_table_follows_remote_writes(server: str) -> None:
     alice = RemoteClient(server, user="alice", password=PASSWORD)
     bob = RemoteClient(server, user="bob", password=PASSWORD)
@@ -178,16 +187,14 @@ def test_live_table_follows_remote_writes(server: str) -> None:
             bob.execute("INSERT INTO chat.messages (id, body, n) VALUES (11, 'bob only', 1)")
             alice.execute("INSERT INTO chat.messages (id, body, n) VALUES (12, 'new', 2)")
             alice.execute("UPDATE chat.messages SET body = 'edited' WHERE id = 10")
-            deadline = time.monotonic() + 30
-            while view.changes < 2 and time.monotonic() < deadline:
-                time.sleep(0.05)
+            wait_for(lambda: view.changes >= 2 and len(view.frame) == 2
+                     and "new" in view.frame["body"].tolist()
+                     and "before" not in view.frame["body"].tolist())
             frame = view.frame.sort_values("id")
             assert frame["id"].tolist() == [10, 12]  # bob's row never reaches alice
             assert frame["body"].tolist() == ["edited", "new"]
             alice.execute("DELETE FROM chat.messages WHERE id = 12")
-            deadline = time.monotonic() + 30
-            while view.changes < 3 and time.monotonic() < deadline:
-                time.sleep(0.05)
+            wait_for(lambda: view.changes >= 3 and len(view.frame) == 1)
             assert view.frame["id"].tolist() == [10]
         finally:
             view.stop()
