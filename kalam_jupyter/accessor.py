@@ -15,7 +15,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from kalam_engine.errors import InvalidParameterError, KalamError, TableNotFoundError
+from kalam_engine.errors import (
+    InvalidParameterError,
+    KalamError,
+    TableNotFoundError,
+    UnsupportedError,
+)
 
 __all__ = ["KalamAccessor", "arrow_to_sql_type"]
 
@@ -91,6 +96,13 @@ def _resolve_db(db: Any) -> Any:
             "no Kalam engine: pass db=kalam_engine.connect(...)",
             hint="or run %load_ext kalam_jupyter so that the magics' engine is used",
         )
+    from kalam_jupyter.remote import RemoteClient
+
+    if isinstance(engine, RemoteClient):
+        raise UnsupportedError(
+            f"df.kalam works with an embedded engine; the magics are connected to {engine.url}",
+            hint="pass db=kalam_engine.connect(...), or load rows with %kalam INSERT ... "
+            "statements against the server")
     return engine
 
 

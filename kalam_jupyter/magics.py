@@ -24,6 +24,7 @@ from traitlets.config import Configurable
 
 from kalam_engine.sql.parser import is_read_only
 from kalam_jupyter.display import Message, Progress, ResultInfo, format_error, result_frame
+from kalam_jupyter.remote import is_url
 from kalam_jupyter.sqltext import UnboundVariableError, bind_parameters, split_statements
 
 __all__ = ["Kalam", "KalamMagics", "current_engine", "run_with_progress"]
@@ -237,6 +238,9 @@ class KalamMagics(Magics):
             import kalam_engine
 
             path = self.path
+            if is_url(path):
+                raise UsageError(f"The connection to {path} was closed; connect again with "
+                                 f"%kalam --connect {path} --user NAME")
             if path != MEMORY:
                 path = os.path.abspath(os.path.expanduser(path))
                 if not self._read_only:
@@ -271,6 +275,34 @@ class KalamMagics(Magics):
         if self._explicit_path == "<engine>":
             self._explicit_path = None
 
+    def connect_remote(self, url: str, *, user: str | None = None,
+                       password: str | None = None) -> Any:
+        """Use the KalamDB server at ``url`` as ``user`` (password asked for when not given;
+        $KALAM_TOKEN, when set and no password is given, is used instead of a login)."""
+        from kalam_jupyter.remote import RemoteClient, token_from_env
+
+        token = None if password is not None else token_from_env()
+        if token is None and password is None:
+            if not user:
+                raise UsageError(f"Connecting to {url} needs --user NAME (and --password, or "
+                                 "it is asked for), or a token in $KALAM_TOKEN")
+            import getpass
+
+            password = getpass.getpass(f"Password for {user} at {url}: ")
+        client = RemoteClient(url, user=user, password=password, token=token)
+        self.close()
+        self._db = client
+        self._db_path = url
+        self._explicit_path = url
+        self._read_only = False
+        return client
+
+    @property
+    def is_remote(self) -> bool:
+        from kalam_jupyter.remote import RemoteClient
+
+        return isinstance(self._db, RemoteClient)
+
     @property
     def is_open(self) -> bool:
         return self._db is not None
@@ -284,7 +316,9 @@ class KalamMagics(Magics):
     @magic_arguments()
     @argument("-u", "--user", help="Run as this user (default: Kalam.default_user, else root).")
     @argument("-o", "--out", metavar="VAR", help="Store the last result in this variable.")
-    @argument("-c", "--connect", metavar="PATH", help="Open PATH (a directory or :memory:).")
+    @argument("-c", "--connect", metavar="PATH",
+              help="Open PATH (a directory or :memory:), or a server's http(s):// URL.")
+    @argument("--password", help="With --connect URL: the password (asked for if omitted).")
     @argument("--read-only", action="store_true",
               help="With --connect: read PATH while another notebook's engine writes it.")
     @argument("-l", "--limit", type=int, help="Rows to show (default: Kalam.display_limit).")
@@ -310,7 +344,18 @@ class KalamMagics(Magics):
         args, rest = self._parse(line)
         if args is None:  # --help was shown
             return None
-        if args.connect:
+        if args.connect and is_url(args.connect):
+            try:
+                client = self.connect_remote(args.connect, user=args.user,
+                                             password=args.password)
+            except _kalam_error_type() as exc:
+                raise UsageError(format_error(exc)) from None
+            args.user = None  # the login user, not a user to run as
+            if not rest.strip() and not (cell and cell.strip()):
+                display(Message(f"Connected to {args.connect} as {client.user}", "command",
+                                None, None, None))
+                return None
+        elif args.connect:
             try:  # e.g. another engine or notebook holds the directory
                 self.connect(args.connect, read_only=args.read_only)
             except _kalam_error_type() as exc:
@@ -546,6 +591,10 @@ class KalamMagics(Magics):
         from kalam_jupyter.inspector import Inspector
 
         self._open_or_usage_error()
+        if self.is_remote:
+            raise UsageError(f"UNSUPPORTED: the inspector shows an embedded engine's providers "
+                             f"and caches; this notebook is connected to {self.path}. Use "
+                             "%kalam --connect :memory: (or a directory) to inspect one")
         inspector = Inspector(self.engine)
         self.inspectors.append(inspector)
         inspector.show(side=side)
