@@ -241,7 +241,7 @@ class Inspector:
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         _remember(self)
         bundle: dict[str, Any] = {}
-        if self.widget is not None and _in_kernel():
+        if self.widget is not None and in_kernel():
             bundle = dict(self.widget._repr_mimebundle_() or {})
         bundle["text/plain"] = self.text()
         return bundle
@@ -251,7 +251,7 @@ class Inspector:
         from IPython.display import display
 
         _remember(self)
-        if side and self.widget is not None and _in_kernel():
+        if side and self.widget is not None and in_kernel():
             try:
                 from sidecar import Sidecar
             except ImportError:
@@ -284,7 +284,8 @@ def _remember(inspector: Inspector) -> None:
         del _DISPLAYED[:-_MAX_DISPLAYED]
 
 
-def _in_kernel() -> bool:
+def in_kernel() -> bool:
+    """Whether this runs in a Jupyter kernel (where widgets and display updates reach a page)."""
     try:
         from IPython import get_ipython
     except ImportError:  # pragma: no cover

@@ -21,6 +21,7 @@ import pandas as pd
 import pyarrow as pa
 
 from kalam_jupyter.display import _cell
+from kalam_jupyter.inspector import in_kernel
 
 __all__ = ["LiveView", "widgets_available"]
 
@@ -35,15 +36,6 @@ def widgets_available() -> bool:
     except ImportError:
         return False
     return True
-
-
-def _in_kernel() -> bool:
-    try:
-        from IPython import get_ipython
-    except ImportError:  # pragma: no cover
-        return False
-    shell = get_ipython()
-    return shell is not None and getattr(shell, "kernel", None) is not None
 
 
 class LiveView:
@@ -302,7 +294,7 @@ class LiveView:
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         bundle: dict[str, Any] = {}
-        if self.widget is not None and _in_kernel():
+        if self.widget is not None and in_kernel():
             bundle = dict(self.widget._repr_mimebundle_() or {})
             bundle["text/plain"] = self.text()
             return bundle
@@ -312,7 +304,7 @@ class LiveView:
         """Display the view here (a widget; else an output updated in place in a kernel)."""
         from IPython.display import display
 
-        if self.widget is None and _in_kernel():
+        if self.widget is None and in_kernel():
             self._handle = display(self._bundle(), raw=True, display_id=True)
         else:
             display(self)

@@ -384,6 +384,7 @@ def _named_columns(nodes: list[_Node], sql: str) -> list[_Node]:
 
 
 @functools.lru_cache(maxsize=1024)
+@functools.lru_cache(maxsize=1024)
 def rewrite_json(sql: str) -> str:
     """``sql`` with its JSON operators and JSON function calls turned into the engine's UDF
     calls (the text itself when it has none, or cannot be read)."""

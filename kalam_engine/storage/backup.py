@@ -22,7 +22,7 @@ from kalam_engine.errors import CorruptDataError, MissingFileError, StorageError
 from kalam_engine.storage.data_dir import CATALOG_FILE
 from kalam_engine.storage.failures import file_error
 from kalam_engine.storage.manifest import Manifest, Segment
-from kalam_engine.storage.segment_files import SegmentFiles, fsync_dir
+from kalam_engine.storage.segment_files import SegmentFiles, fsync_dir, write_durably
 from kalam_engine.storage.sqlite_db import SqliteDatabase
 
 
@@ -83,11 +83,7 @@ def copy_segments(source_root: Path, dest_root: Path, segments: list[Segment]) -
         data = files.verified_bytes(segment)
         dest = dest_root / segment.path
         try:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            with open(dest, "wb") as fh:
-                fh.write(memoryview(data))
-                fh.flush()
-                os.fsync(fh.fileno())
+            write_durably(dest, data)
         except OSError as exc:
             raise file_error(exc, f"copy segment file {segment.path}") from exc
         total += data.size

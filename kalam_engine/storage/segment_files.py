@@ -39,6 +39,16 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def write_durably(path: Path, data: pa.Buffer) -> None:
+    """Write ``data`` to the new file ``path`` (parents made) and fsync it; the caller fsyncs
+    the directory once its files are in place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as fh:
+        fh.write(memoryview(data))
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
 class Placer(Protocol):
     """Custom storages (CREATE STORAGE): where their segments go, and their directories."""
 
@@ -81,11 +91,7 @@ class SegmentFiles:
         data = sink.getvalue()
         checksum = segment_checksum(table_key, scope, relative, memoryview(data))
         try:
-            final.parent.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "wb") as fh:
-                fh.write(memoryview(data))
-                fh.flush()
-                os.fsync(fh.fileno())
+            write_durably(tmp, data)
             os.replace(tmp, final)
             fsync_dir(final.parent)
         except OSError as exc:  # disk full, read-only: leave no partial file behind
