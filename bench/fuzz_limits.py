@@ -16,7 +16,7 @@ import time
 from collections import Counter
 
 import kalam_engine
-from kalam_engine.errors import KalamError
+from kalam_engine.model.errors import KalamError
 
 _ATOMS = ["1", "2.5", "'x'", "NULL", "TRUE", "a", "-a", "abs(a)"]
 _OPS = ["+", "-", "*", "/", "%", " AND ", " OR ", " = ", " < ", " || ", " IS NOT ", "::BIGINT"]

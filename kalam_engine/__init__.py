@@ -10,9 +10,9 @@
 """
 
 from kalam_engine.catalog.cache import CacheStats, SchemaCache
-from kalam_engine.context import AccessLevel, ExecutionContext, Role, TableId, TableType
 from kalam_engine.engine import Engine, connect
-from kalam_engine.errors import (
+from kalam_engine.model.context import AccessLevel, ExecutionContext, Role, TableId, TableType
+from kalam_engine.model.errors import (
     AlreadyExistsError,
     ConstraintError,
     CorruptDataError,

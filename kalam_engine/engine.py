@@ -19,18 +19,7 @@ import pyarrow as pa
 
 from kalam_engine.auth.users import role_from_row
 from kalam_engine.catalog.cache import SchemaCache
-from kalam_engine.catalog.definitions import ColumnDefinition, TableDefinition
 from kalam_engine.catalog.store import CatalogStore
-from kalam_engine.context import ROOT_USER, ExecutionContext, Role, TableId, TableType
-from kalam_engine.errors import (
-    EngineClosedError,
-    InvalidParameterError,
-    InvalidSqlError,
-    KalamError,
-    NamespaceNotFoundError,
-    ReadOnlyError,
-    UnsupportedError,
-)
 from kalam_engine.handlers import backup as backup_handlers
 from kalam_engine.handlers import dml, introspection, live, namespaces, query, table_lock, tables
 from kalam_engine.handlers import export as export_handlers
@@ -39,6 +28,17 @@ from kalam_engine.handlers import storages as storages_handlers
 from kalam_engine.handlers import users as users_handlers
 from kalam_engine.live import LiveEvent, LiveRegistry, SubscribeStatement, Subscription
 from kalam_engine.live.registry import LIVE_SCHEMA
+from kalam_engine.model.context import ROOT_USER, ExecutionContext, Role, TableId, TableType
+from kalam_engine.model.definitions import ColumnDefinition, TableDefinition
+from kalam_engine.model.errors import (
+    EngineClosedError,
+    InvalidParameterError,
+    InvalidSqlError,
+    KalamError,
+    NamespaceNotFoundError,
+    ReadOnlyError,
+    UnsupportedError,
+)
 from kalam_engine.providers import system_extra
 from kalam_engine.providers.core import (
     BaseTableProvider,

@@ -38,7 +38,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kalam_engine.errors import KalamError
+from kalam_engine.model.errors import KalamError
 from kalam_engine.storage.catalog_file import WAL_SUFFIXES, catalog_problem, segment_files_in
 from kalam_engine.storage.dir_lock import DirectoryLock
 from kalam_engine.storage.manifest import Manifest

@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from kalam_engine.errors import (
+from kalam_engine.model.errors import (
     InvalidParameterError,
     KalamError,
     TableNotFoundError,

@@ -147,7 +147,7 @@ class LiveView:
                 return
 
     def _follow(self) -> None:
-        from kalam_engine.errors import KalamError
+        from kalam_engine.model.errors import KalamError
 
         sub = self._sub
         while True:

@@ -202,7 +202,7 @@ _TOKEN = re.compile(r"""\s*('(?:[^']|'')*'|"(?:[^"\\]|\\.)*"|\S+)""")
 
 def _kalam_error_type() -> type[Exception]:
     try:
-        from kalam_engine.errors import KalamError
+        from kalam_engine.model.errors import KalamError
     except ImportError:  # pragma: no cover - the engine ships with this package
         return RuntimeError
     return KalamError

@@ -21,7 +21,7 @@ import httpx
 import pandas as pd
 import pyarrow as pa
 
-from kalam_engine import errors as E
+from kalam_engine.model import errors as E
 from kalam_engine.sql.parser import is_read_only, parse_statement
 from kalam_engine.sql.statements import UseNamespace
 

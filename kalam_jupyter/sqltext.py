@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlglot.tokens import Token, TokenType
 
-from kalam_engine.errors import KalamError
+from kalam_engine.model.errors import KalamError
 from kalam_engine.sql.tokens import QUOTED_TOKENS, split_statements, tokenize
 
 __all__ = ["BoundStatement", "UnboundVariableError", "bind_parameters", "split_statements"]

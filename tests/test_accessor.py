@@ -11,7 +11,7 @@ import pytest
 
 import kalam_engine
 import kalam_jupyter  # noqa: F401  (importing it registers df.kalam)
-from kalam_engine.errors import KalamError
+from kalam_engine.model.errors import KalamError
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from kalam_engine import (
     TableId,
 )
 from kalam_engine.auth import passwords
-from kalam_engine.errors import AlreadyExistsError, UnsupportedError
+from kalam_engine.model.errors import AlreadyExistsError, UnsupportedError
 from kalam_engine.storage.backup import check_catalog
 from kalam_engine.storage.segment_files import SegmentFiles
 

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import kalam_engine
-from kalam_engine.errors import CorruptDataError, KalamError
+from kalam_engine.model.errors import CorruptDataError, KalamError
 from kalam_engine.storage.dir_lock import LOCK_FILE
 
 CATALOG = "kalam.sqlite"
@@ -171,7 +171,7 @@ def test_files_the_catalog_records_as_unfinished_are_removed(tmp_path: Path) -> 
     make_db(path)
     with kalam_engine.connect(path) as db:
         db.execute("INSERT INTO app.t VALUES (4, 'd')", user="alice")
-        store = db.storage.existing_store(kalam_engine.context.TableId("app", "t"))
+        store = db.storage.existing_store(kalam_engine.model.context.TableId("app", "t"))
         hot = store.existing_partition("alice").hot_versions(store.schema)
         written = db.storage.flusher._write(store, "alice", hot)
     assert (path / written.path).exists()
@@ -202,7 +202,7 @@ def test_damaged_pages_inside_the_catalog_are_a_coded_error(tmp_path: Path) -> N
 
 
 def test_recover_refuses_a_directory_an_engine_holds(tmp_path: Path) -> None:
-    from kalam_engine.errors import DataDirectoryLockedError
+    from kalam_engine.model.errors import DataDirectoryLockedError
     from kalam_engine.recover import recover
 
     path = tmp_path / "data"

@@ -67,7 +67,7 @@ def check_all_or_nothing(path: Path) -> str:
     """'old' or 'new'; fails on any mix."""
     with kalam_engine.connect(path) as db:
         columns = [c.name for c in db.catalog.load_table(
-            kalam_engine.context.TableId("app", "t")).columns]
+            kalam_engine.model.context.TableId("app", "t")).columns]
         if "flag" in columns:
             for user in USERS:
                 assert rows(db, user) == [{"id": i, "body": b, "flag": "x"}

@@ -8,7 +8,7 @@ import datetime as dt
 
 import pytest
 
-from kalam_engine.errors import InvalidParameterError
+from kalam_engine.model.errors import InvalidParameterError
 
 UTC = dt.UTC
 

@@ -18,7 +18,7 @@ import pytest
 from writer_process import WriterProcess
 
 import kalam_engine
-from kalam_engine.errors import (
+from kalam_engine.model.errors import (
     CorruptDataError,
     DataDirectoryLockedError,
     InvalidParameterError,

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kalam_engine.errors import InvalidSqlError
+from kalam_engine.model.errors import InvalidSqlError
 from kalam_engine.sql.json_rewrite import rewrite_json
 
 DOCS = {

@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import kalam_engine
-from kalam_engine.errors import InvalidParameterError, InvalidSqlError, ResourceLimitError
+from kalam_engine.model.errors import InvalidParameterError, InvalidSqlError, ResourceLimitError
 from kalam_engine.sql.limits import DEFAULT_LIMITS, check_statement_shape, measure
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 _CHILD = textwrap.dedent("""
     import json, sys
     import kalam_engine
-    from kalam_engine.errors import KalamError
+    from kalam_engine.model.errors import KalamError
     db = kalam_engine.connect(":memory:", statement_timeout=float(sys.argv[2]))
     out = []
     for sql in json.loads(sys.argv[1]):

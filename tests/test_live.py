@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 
 import kalam_engine
-from kalam_engine.context import TableId
-from kalam_engine.errors import (
+from kalam_engine.model.context import TableId
+from kalam_engine.model.errors import (
     ConstraintError,
     ExecutionError,
     InvalidParameterError,

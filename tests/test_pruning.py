@@ -16,9 +16,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as hs
 
 import kalam_engine
-from kalam_engine.catalog.definitions import SEQ_COLUMN
-from kalam_engine.context import ExecutionContext, Role, TableId
-from kalam_engine.errors import ConstraintError
+from kalam_engine.model.context import ExecutionContext, Role, TableId
+from kalam_engine.model.definitions import SEQ_COLUMN
+from kalam_engine.model.errors import ConstraintError
 from kalam_engine.storage.manifest import Segment, new_segment
 from kalam_engine.storage.pruning import segments_for_filter, segments_holding
 

@@ -10,8 +10,8 @@ import pytest
 import kalam_engine
 from kalam_engine import TableId
 from kalam_engine.catalog.cache import SchemaCache
-from kalam_engine.catalog.definitions import TableDefinition
-from kalam_engine.ids import SnowflakeGenerator
+from kalam_engine.model.definitions import TableDefinition
+from kalam_engine.model.ids import SnowflakeGenerator
 from kalam_engine.providers.core import TableProviderCore
 from kalam_engine.providers.user import UserTableProvider
 from kalam_engine.storage.hot_log import HotLog

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import kalam_engine
-from kalam_engine.errors import CorruptDataError, MissingFileError
+from kalam_engine.model.errors import CorruptDataError, MissingFileError
 
 FLIP_TRIALS = 150
 USERS = ("alice", "bob")

@@ -24,7 +24,7 @@ from websockets.sync.client import connect as ws_connect
 
 import kalam_engine
 from kalam_engine.auth import passwords
-from kalam_engine.errors import DataDirectoryLockedError
+from kalam_engine.model.errors import DataDirectoryLockedError
 from kalam_engine.server import ServerConfig, create_app, tokens
 
 SECRET = "test-secret-" + "x" * 40

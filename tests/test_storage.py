@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 import kalam_engine
-from kalam_engine.context import TableId
-from kalam_engine.errors import CorruptDataError, KalamError
+from kalam_engine.model.context import TableId
+from kalam_engine.model.errors import CorruptDataError, KalamError
 from kalam_engine.recover import recover
 
 ALL_TYPES = (

@@ -12,7 +12,7 @@ from hypothesis import strategies as hs
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 import kalam_engine
-from kalam_engine.errors import ConstraintError
+from kalam_engine.model.errors import ConstraintError
 
 USERS = ("alice", "bob")
 TABLES = ("app.u", "app.s")

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import kalam_engine
-from kalam_engine.errors import (
+from kalam_engine.model.errors import (
     AlreadyExistsError,
     ConstraintError,
     CorruptDataError,

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 import kalam_engine
-from kalam_engine.sql.types import resolve_type
+from kalam_engine.model.types import resolve_type
 
 
 def table(db: kalam_engine.Engine, name: str) -> pa.Table:

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 
 import kalam_engine
-from kalam_engine.errors import (
+from kalam_engine.model.errors import (
     AlreadyExistsError,
     InvalidParameterError,
     InvalidSqlError,

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pytest
 
 import kalam_engine
-from kalam_engine.context import TableId
+from kalam_engine.model.context import TableId
 
 
 def _run_threads(workers: list[Callable[[], None]]) -> None:

@@ -15,7 +15,7 @@ import json
 import time
 from typing import TYPE_CHECKING
 
-from kalam_engine.context import Role
+from kalam_engine.model.context import Role
 
 if TYPE_CHECKING:
     from kalam_engine.storage.sqlite_db import SqliteDatabase

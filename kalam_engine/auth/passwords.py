@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import bcrypt
 
-from kalam_engine.errors import InvalidParameterError
+from kalam_engine.model.errors import InvalidParameterError
 
 BCRYPT_COST = 12
 MIN_PASSWORD_LENGTH = 8

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from kalam_engine.context import ExecutionContext, Role, TableType
-from kalam_engine.errors import PermissionDeniedError
+from kalam_engine.model.context import ExecutionContext, Role, TableType
+from kalam_engine.model.errors import PermissionDeniedError
 
 
 def require_role(ctx: ExecutionContext, minimum: Role, action: str) -> None:

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from kalam_engine.auth.passwords import verify_password
-from kalam_engine.context import Role
-from kalam_engine.errors import InvalidParameterError
+from kalam_engine.model.context import Role
+from kalam_engine.model.errors import InvalidParameterError
 
 if TYPE_CHECKING:
     from kalam_engine.storage.sqlite_db import SqliteDatabase

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from kalam_engine.catalog.definitions import TableDefinition
-from kalam_engine.context import TableId
-from kalam_engine.errors import TableNotFoundError
+from kalam_engine.model.context import TableId
+from kalam_engine.model.definitions import TableDefinition
+from kalam_engine.model.errors import TableNotFoundError
 from kalam_engine.providers.core import BaseTableProvider
 
 DefinitionLoader = Callable[[TableId], TableDefinition | None]
@@ -87,7 +87,7 @@ def _deep_size(obj: object, seen: set[int], stop: tuple[type, ...]) -> int:
 
 
 def measure_entry(entry: CachedTable) -> int:
-    from kalam_engine.ids import SnowflakeGenerator
+    from kalam_engine.model.ids import SnowflakeGenerator
     from kalam_engine.storage.table_store import TableStore
 
     stop = (TableStore, SnowflakeGenerator, type, type(None), bool, int, float)

@@ -9,8 +9,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from kalam_engine.catalog.definitions import TableDefinition
-from kalam_engine.context import TableId
+from kalam_engine.model.context import TableId
+from kalam_engine.model.definitions import TableDefinition
 from kalam_engine.storage.sqlite_db import SqliteDatabase
 
 

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kalam_engine.auth.permissions import require_admin
-from kalam_engine.context import ExecutionContext
-from kalam_engine.errors import (
+from kalam_engine.model.context import ExecutionContext
+from kalam_engine.model.errors import (
     AlreadyExistsError,
     InvalidParameterError,
     KalamError,

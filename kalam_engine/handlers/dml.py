@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from kalam_engine.context import ExecutionContext, TableType
-from kalam_engine.errors import InvalidParameterError, PermissionDeniedError, UnsupportedError
 from kalam_engine.handlers.table_lock import writing
+from kalam_engine.model.context import ExecutionContext, TableType
+from kalam_engine.model.errors import InvalidParameterError, PermissionDeniedError, UnsupportedError
 from kalam_engine.result import Result
 from kalam_engine.sql import statements as st
 from kalam_engine.sql.values import literal_rows, values_table

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from kalam_engine.catalog.definitions import DELETED_COLUMN
-from kalam_engine.context import ExecutionContext, TableType
-from kalam_engine.errors import TableNotFoundError, UnsupportedError
+from kalam_engine.model.context import ExecutionContext, TableType
+from kalam_engine.model.definitions import DELETED_COLUMN
+from kalam_engine.model.errors import TableNotFoundError, UnsupportedError
 from kalam_engine.result import Result
 from kalam_engine.sql.backup_commands import ExportUserData, ShowExport
 from kalam_engine.storage.failures import file_error

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from kalam_engine.catalog.definitions import TableDefinition
-from kalam_engine.context import ExecutionContext, Role
-from kalam_engine.errors import NamespaceNotFoundError
+from kalam_engine.model.context import ExecutionContext, Role
+from kalam_engine.model.definitions import TableDefinition
+from kalam_engine.model.errors import NamespaceNotFoundError
 from kalam_engine.providers import system_extra
 from kalam_engine.result import Result
 from kalam_engine.sql import statements as st

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from kalam_engine.context import ExecutionContext
 from kalam_engine.live.sql import SubscribeStatement
+from kalam_engine.model.context import ExecutionContext
 from kalam_engine.result import Result
 
 if TYPE_CHECKING:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from kalam_engine.auth.permissions import check_not_system_namespace, require_admin
-from kalam_engine.context import ExecutionContext, TableId
-from kalam_engine.errors import (
+from kalam_engine.model.context import ExecutionContext, TableId
+from kalam_engine.model.errors import (
     AlreadyExistsError,
     InvalidParameterError,
     NamespaceNotFoundError,

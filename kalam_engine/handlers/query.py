@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from kalam_engine.auth.permissions import require_admin
-from kalam_engine.context import ExecutionContext
+from kalam_engine.model.context import ExecutionContext
 from kalam_engine.query.point_lookup import point_lookup_shape, run_point_lookup
 from kalam_engine.result import Result
 from kalam_engine.sql import statements as st

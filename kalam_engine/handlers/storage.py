@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from kalam_engine.auth.permissions import require_role
-from kalam_engine.context import ExecutionContext, Role, TableId, TableType
-from kalam_engine.errors import NamespaceNotFoundError, TableNotFoundError, UnsupportedError
+from kalam_engine.model.context import ExecutionContext, Role, TableId, TableType
+from kalam_engine.model.errors import NamespaceNotFoundError, TableNotFoundError, UnsupportedError
 from kalam_engine.result import Result
 from kalam_engine.sql import statements as st
 from kalam_engine.sql.names import validate_namespace

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from kalam_engine.auth.permissions import require_admin
-from kalam_engine.context import ExecutionContext
-from kalam_engine.errors import (
+from kalam_engine.model.context import ExecutionContext
+from kalam_engine.model.errors import (
     AlreadyExistsError,
     ConstraintError,
     InvalidParameterError,

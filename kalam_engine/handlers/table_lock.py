@@ -22,8 +22,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from kalam_engine.context import TableId, TableType
-from kalam_engine.errors import TableNotFoundError
+from kalam_engine.model.context import TableId, TableType
+from kalam_engine.model.errors import TableNotFoundError
 
 if TYPE_CHECKING:
     from kalam_engine.engine import Engine

@@ -8,26 +8,26 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from kalam_engine.auth import permissions
-from kalam_engine.catalog.definitions import (
+from kalam_engine.handlers.table_lock import held
+from kalam_engine.handlers.vector_index import follow_columns, index_change
+from kalam_engine.model.context import AccessLevel, ExecutionContext, Role, TableId, TableType
+from kalam_engine.model.definitions import (
     ColumnDefault,
     ColumnDefinition,
     TableDefinition,
     TableOptions,
 )
-from kalam_engine.context import AccessLevel, ExecutionContext, Role, TableId, TableType
-from kalam_engine.errors import (
+from kalam_engine.model.errors import (
     AlreadyExistsError,
     InvalidParameterError,
     InvalidSqlError,
     TableNotFoundError,
 )
-from kalam_engine.handlers.table_lock import held
-from kalam_engine.handlers.vector_index import follow_columns, index_change
+from kalam_engine.model.types import SERIAL_TYPES, normalize_type_name, resolve_type
 from kalam_engine.result import Result
 from kalam_engine.sql import statements as st
 from kalam_engine.sql.names import validate_column
 from kalam_engine.sql.storage_commands import validate_storage_id
-from kalam_engine.sql.types import SERIAL_TYPES, normalize_type_name, resolve_type
 from kalam_engine.storage.conform import conform
 
 if TYPE_CHECKING:

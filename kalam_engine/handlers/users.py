@@ -24,8 +24,8 @@ from kalam_engine.auth import impersonation
 from kalam_engine.auth import users as accounts
 from kalam_engine.auth.passwords import hash_password
 from kalam_engine.auth.permissions import require_admin
-from kalam_engine.context import ROOT_USER, ExecutionContext, Role
-from kalam_engine.errors import (
+from kalam_engine.model.context import ROOT_USER, ExecutionContext, Role
+from kalam_engine.model.errors import (
     AlreadyExistsError,
     InvalidParameterError,
     PermissionDeniedError,

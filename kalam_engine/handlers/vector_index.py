@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from kalam_engine.catalog.definitions import TableDefinition, TableOptions
-from kalam_engine.errors import AlreadyExistsError, InvalidParameterError
+from kalam_engine.model.definitions import TableDefinition, TableOptions
+from kalam_engine.model.errors import AlreadyExistsError, InvalidParameterError
 from kalam_engine.sql.vector_index import CreateVectorIndex, DropVectorIndex
 
 

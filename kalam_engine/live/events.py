@@ -13,8 +13,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datafusion import SessionConfig, SessionContext
 
-from kalam_engine.catalog.definitions import SEQ_COLUMN
-from kalam_engine.errors import InvalidSqlError, KalamError
+from kalam_engine.model.definitions import SEQ_COLUMN
+from kalam_engine.model.errors import InvalidSqlError, KalamError
 
 INITIAL_BATCH = "initial_data_batch"
 INSERT, UPDATE, DELETE, ERROR = "insert", "update", "delete", "error"

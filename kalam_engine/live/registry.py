@@ -17,18 +17,18 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from kalam_engine.catalog.definitions import DELETED_COLUMN, SEQ_COLUMN
-from kalam_engine.context import ExecutionContext, TableId, TableType
-from kalam_engine.errors import (
+from kalam_engine.live.events import UPDATE, LiveEvent, LivePlan
+from kalam_engine.live.sql import LiveQuery, checked_options, parse_live_query
+from kalam_engine.live.subscription import DEFAULT_MAX_QUEUE, Subscription
+from kalam_engine.model.context import ExecutionContext, TableId, TableType
+from kalam_engine.model.definitions import DELETED_COLUMN, SEQ_COLUMN
+from kalam_engine.model.errors import (
     ExecutionError,
     InvalidParameterError,
     KalamError,
     TableNotFoundError,
     UnsupportedError,
 )
-from kalam_engine.live.events import UPDATE, LiveEvent, LivePlan
-from kalam_engine.live.sql import LiveQuery, checked_options, parse_live_query
-from kalam_engine.live.subscription import DEFAULT_MAX_QUEUE, Subscription
 from kalam_engine.sql.statements import TableRef
 
 if TYPE_CHECKING:

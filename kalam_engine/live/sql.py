@@ -11,7 +11,7 @@ from sqlglot import expressions as exp
 from sqlglot.errors import SqlglotError
 from sqlglot.tokens import TokenType
 
-from kalam_engine.errors import InvalidParameterError, InvalidSqlError, UnsupportedError
+from kalam_engine.model.errors import InvalidParameterError, InvalidSqlError, UnsupportedError
 from kalam_engine.sql.tokens import TokenCursor
 
 MAX_BATCH_SIZE = 1000  # KalamDB's default and maximum

@@ -15,10 +15,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from kalam_engine.catalog.definitions import SEQ_COLUMN
-from kalam_engine.context import TableId
-from kalam_engine.errors import InvalidParameterError, KalamError, ResourceLimitError
 from kalam_engine.live.events import ERROR, INITIAL_BATCH, LiveEvent, LivePlan
+from kalam_engine.model.context import TableId
+from kalam_engine.model.definitions import SEQ_COLUMN
+from kalam_engine.model.errors import InvalidParameterError, KalamError, ResourceLimitError
 
 log = logging.getLogger(__name__)
 DEFAULT_MAX_QUEUE = 10_000  # change events waiting for the reader

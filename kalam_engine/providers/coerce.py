@@ -9,7 +9,7 @@ import uuid
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from kalam_engine.errors import InvalidParameterError
+from kalam_engine.model.errors import InvalidParameterError
 
 
 def _embedding(values: pa.ChunkedArray | pa.Array, target: pa.DataType, name: str) -> pa.Array:

@@ -15,19 +15,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pds
 
-from kalam_engine.catalog.definitions import (
+from kalam_engine.model.context import ExecutionContext, TableId, TableType
+from kalam_engine.model.definitions import (
     DELETED_COLUMN,
     SEQ_COLUMN,
     ColumnDefault,
     TableDefinition,
 )
-from kalam_engine.context import ExecutionContext, TableId, TableType
-from kalam_engine.errors import (
+from kalam_engine.model.errors import (
     ConstraintError,
     InvalidParameterError,
     RetiredProviderError,
 )
-from kalam_engine.ids import SnowflakeGenerator, ulid, uuid_v7
+from kalam_engine.model.ids import SnowflakeGenerator, ulid, uuid_v7
 from kalam_engine.providers.coerce import coerce
 from kalam_engine.storage.table_store import TableStore
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from kalam_engine.context import AccessLevel, ExecutionContext, Role
-from kalam_engine.errors import PermissionDeniedError
+from kalam_engine.model.context import AccessLevel, ExecutionContext, Role
+from kalam_engine.model.errors import PermissionDeniedError
 from kalam_engine.providers.core import BaseTableProvider
 from kalam_engine.storage.table_store import SHARED_SCOPE
 

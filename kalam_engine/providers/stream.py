@@ -5,8 +5,8 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from kalam_engine.catalog.definitions import SEQ_COLUMN
-from kalam_engine.context import ExecutionContext
+from kalam_engine.model.context import ExecutionContext
+from kalam_engine.model.definitions import SEQ_COLUMN
 from kalam_engine.providers.core import BaseTableProvider
 from kalam_engine.storage.eviction import ttl_seq_floor
 

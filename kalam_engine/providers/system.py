@@ -10,9 +10,9 @@ from collections.abc import Callable
 import pyarrow as pa
 import pyarrow.dataset as pds
 
-from kalam_engine.catalog.definitions import ColumnDefinition, TableDefinition
-from kalam_engine.context import ExecutionContext, Role, TableId, TableType
-from kalam_engine.errors import PermissionDeniedError
+from kalam_engine.model.context import ExecutionContext, Role, TableId, TableType
+from kalam_engine.model.definitions import ColumnDefinition, TableDefinition
+from kalam_engine.model.errors import PermissionDeniedError
 from kalam_engine.providers.core import BaseTableProvider, TableProviderCore
 
 SYSTEM_NAMESPACE = "system"

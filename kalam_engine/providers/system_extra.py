@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 import datafusion
 import pyarrow as pa
 
-from kalam_engine.context import ExecutionContext
-from kalam_engine.sql.types import resolve_type, sql_type_names
+from kalam_engine.model.context import ExecutionContext
+from kalam_engine.model.types import resolve_type, sql_type_names
 
 if TYPE_CHECKING:
     from kalam_engine.engine import Engine

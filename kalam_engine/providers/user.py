@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kalam_engine.context import ExecutionContext
+from kalam_engine.model.context import ExecutionContext
 from kalam_engine.providers.core import BaseTableProvider
 
 

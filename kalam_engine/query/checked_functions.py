@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datafusion import SessionContext, udf
 
-from kalam_engine.errors import KalamError, ResourceLimitError
+from kalam_engine.model.errors import KalamError, ResourceLimitError
 
 if TYPE_CHECKING:
     from kalam_engine.query.session import RequestState

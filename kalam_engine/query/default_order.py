@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from sqlglot.tokens import TokenType
 
-from kalam_engine.errors import KalamError
+from kalam_engine.model.errors import KalamError
 from kalam_engine.sql.tokens import tokenize
 
 _BLOCKERS = {"ORDER", "GROUP", "UNION", "INTERSECT", "EXCEPT", "DISTINCT", "HAVING", "JOIN",

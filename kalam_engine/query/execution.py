@@ -31,7 +31,7 @@ from typing import Any
 import pyarrow as pa
 from datafusion import DataFrame
 
-from kalam_engine.errors import ResourceLimitError
+from kalam_engine.model.errors import ResourceLimitError
 
 __all__ = ["Budget", "StatementTimeout", "collect", "describe_bytes"]
 

@@ -9,8 +9,8 @@ from collections.abc import Callable
 import pyarrow as pa
 from datafusion import SessionContext, udf
 
-from kalam_engine.context import ExecutionContext
-from kalam_engine.ids import SnowflakeGenerator, ulid, uuid_v7
+from kalam_engine.model.context import ExecutionContext
+from kalam_engine.model.ids import SnowflakeGenerator, ulid, uuid_v7
 
 
 def _rows(args: list[pa.Array]) -> int:

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 from sqlglot import expressions as exp
 
-from kalam_engine.catalog.definitions import DELETED_COLUMN
-from kalam_engine.context import ExecutionContext, TableId, TableType
-from kalam_engine.errors import KalamError
+from kalam_engine.model.context import ExecutionContext, TableId, TableType
+from kalam_engine.model.definitions import DELETED_COLUMN
+from kalam_engine.model.errors import KalamError
 from kalam_engine.sql.literals import (
     NotALiteral,
     Param,

@@ -10,8 +10,8 @@ from typing import Any
 import pyarrow as pa
 from datafusion import DataFrame, SessionContext, SQLOptions
 
-from kalam_engine.context import ExecutionContext, TableId
-from kalam_engine.errors import (
+from kalam_engine.model.context import ExecutionContext, TableId
+from kalam_engine.model.errors import (
     ExecutionError,
     InvalidParameterError,
     InvalidSqlError,

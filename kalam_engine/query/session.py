@@ -20,8 +20,8 @@ import pyarrow.dataset as pds
 from datafusion import RuntimeEnvBuilder, SessionConfig, SessionContext
 from datafusion.catalog import CatalogProvider, SchemaProvider, Table
 
-from kalam_engine.context import ExecutionContext, Role, TableId
-from kalam_engine.errors import KalamError, TableNotFoundError
+from kalam_engine.model.context import ExecutionContext, Role, TableId
+from kalam_engine.model.errors import KalamError, TableNotFoundError
 from kalam_engine.providers.core import BaseTableProvider
 from kalam_engine.query.execution import Budget
 

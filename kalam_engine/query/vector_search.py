@@ -31,8 +31,8 @@ import numpy as np
 import pyarrow as pa
 from sqlglot import exp
 
-from kalam_engine.context import ExecutionContext, TableId
-from kalam_engine.errors import KalamError
+from kalam_engine.model.context import ExecutionContext, TableId
+from kalam_engine.model.errors import KalamError
 from kalam_engine.query.session import TableResolver
 from kalam_engine.query.vectors import parse_vector
 from kalam_engine.sql.literals import param_index, plain_name, syntax_trees

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlglot.tokens import TokenType
 
-from kalam_engine.errors import KalamError
+from kalam_engine.model.errors import KalamError
 from kalam_engine.sql.tokens import tokenize
 
 FUNCTION = "COSINE_DISTANCE"

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datafusion import SessionContext, udf
 
-from kalam_engine.errors import InvalidParameterError, KalamError
+from kalam_engine.model.errors import InvalidParameterError, KalamError
 
 if TYPE_CHECKING:
     from kalam_engine.query.session import RequestState

@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
 from kalam_engine.auth.passwords import hash_password, verify_password
-from kalam_engine.context import ROOT_USER, Role
+from kalam_engine.model.context import ROOT_USER, Role
 from kalam_engine.server import tokens
 from kalam_engine.server.sql_api import RequestError, check_request, error_response, run_batch
 from kalam_engine.server.ws import LiveSockets

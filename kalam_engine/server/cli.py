@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from kalam_engine.errors import KalamError
+from kalam_engine.model.errors import KalamError
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080

@@ -12,7 +12,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from kalam_engine.sql.types import KALAM_TYPE_KEY
+from kalam_engine.model.types import KALAM_TYPE_KEY
 
 _SIMPLE_NAMES: list[tuple[Any, str]] = [
     (pa.types.is_boolean, "Boolean"),

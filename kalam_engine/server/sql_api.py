@@ -10,7 +10,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from kalam_engine.errors import KalamError, PermissionDeniedError
+from kalam_engine.model.errors import KalamError, PermissionDeniedError
 from kalam_engine.result import Result
 from kalam_engine.server.encode import rows_as_arrays, schema_json
 from kalam_engine.sql import statements as st

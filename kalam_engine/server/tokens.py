@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import jwt
 
 from kalam_engine.auth.users import role_from_row
-from kalam_engine.context import Role
+from kalam_engine.model.context import Role
 
 if TYPE_CHECKING:
     from kalam_engine.engine import Engine

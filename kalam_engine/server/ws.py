@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING, Any
 from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from kalam_engine.errors import (
+from kalam_engine.live import LiveEvent, Subscription
+from kalam_engine.live.events import DELETE, ERROR, INITIAL_BATCH, INSERT, UPDATE
+from kalam_engine.model.errors import (
     InvalidSqlError,
     KalamError,
     NamespaceNotFoundError,
@@ -29,8 +31,6 @@ from kalam_engine.errors import (
     TableNotFoundError,
     UnsupportedError,
 )
-from kalam_engine.live import LiveEvent, Subscription
-from kalam_engine.live.events import DELETE, ERROR, INITIAL_BATCH, INSERT, UPDATE
 from kalam_engine.server import tokens
 from kalam_engine.server.encode import rows_as_objects, schema_json
 

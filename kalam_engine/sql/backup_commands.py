@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from sqlglot.tokens import TokenType
 
-from kalam_engine.errors import InvalidSqlError
+from kalam_engine.model.errors import InvalidSqlError
 from kalam_engine.sql.tokens import TokenCursor
 
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from sqlglot.tokens import Token, TokenType
 
-from kalam_engine.errors import InvalidSqlError
+from kalam_engine.model.errors import InvalidSqlError
 from kalam_engine.sql.tokens import tokenize
 
 # Public name -> the engine's UDF (json, path).

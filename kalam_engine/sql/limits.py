@@ -28,7 +28,7 @@ import functools
 import re
 from dataclasses import dataclass
 
-from kalam_engine.errors import InvalidSqlError
+from kalam_engine.model.errors import InvalidSqlError
 
 __all__ = ["DEFAULT_LIMITS", "ShapeLimits", "StatementShape", "check_statement_shape",
            "measure"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from kalam_engine.errors import InvalidParameterError
+from kalam_engine.model.errors import InvalidParameterError
 
 NAME_PATTERN = re.compile(r"[a-zA-Z0-9_]+")  # used with fullmatch: "$" would accept a final "\n"
 MAX_NAME_LENGTH = 64

@@ -22,7 +22,7 @@ from typing import Any
 import pyarrow as pa
 from sqlglot.tokens import TokenType
 
-from kalam_engine.errors import InvalidParameterError, InvalidSqlError
+from kalam_engine.model.errors import InvalidParameterError, InvalidSqlError
 from kalam_engine.sql.tokens import tokenize
 
 

@@ -11,14 +11,14 @@ import re
 
 from sqlglot.tokens import TokenType
 
-from kalam_engine.catalog.definitions import DEFAULT_FUNCTIONS, ColumnDefault
-from kalam_engine.errors import (
+from kalam_engine.live.sql import parse_subscribe
+from kalam_engine.model.definitions import DEFAULT_FUNCTIONS, ColumnDefault
+from kalam_engine.model.errors import (
     InvalidParameterError,
     InvalidSqlError,
     KalamError,
     UnsupportedError,
 )
-from kalam_engine.live.sql import parse_subscribe
 from kalam_engine.sql import backup_commands, storage_commands, user_commands
 from kalam_engine.sql import statements as st
 from kalam_engine.sql.tokens import TokenCursor, tokenize

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kalam_engine.catalog.definitions import ColumnDefault
+from kalam_engine.model.definitions import ColumnDefault
 from kalam_engine.sql.vector_index import CreateVectorIndex, DropVectorIndex
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from sqlglot.tokens import Token, TokenType
 
-from kalam_engine.errors import InvalidParameterError, InvalidSqlError
+from kalam_engine.model.errors import InvalidParameterError, InvalidSqlError
 from kalam_engine.sql.tokens import TokenCursor
 
 STORAGE_ID = re.compile(r"[a-zA-Z0-9_-]+")

@@ -16,7 +16,7 @@ from sqlglot.dialects.postgres import Postgres
 from sqlglot.errors import TokenError
 from sqlglot.tokens import Token, TokenType
 
-from kalam_engine.errors import InvalidSqlError
+from kalam_engine.model.errors import InvalidSqlError
 
 MAX_SQL_LENGTH = 1 << 20  # 1 MiB, as KalamDB's MAX_SQL_QUERY_LENGTH
 

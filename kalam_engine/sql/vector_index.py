@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kalam_engine.errors import InvalidSqlError, UnsupportedError
+from kalam_engine.model.errors import InvalidSqlError, UnsupportedError
 from kalam_engine.sql.tokens import TokenCursor
 
 METRICS = ("COSINE", "L2", "DOT")  # KalamDB's; only COSINE has a distance function here

@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from kalam_engine.errors import CorruptDataError, MissingFileError, StorageError
+from kalam_engine.model.errors import CorruptDataError, MissingFileError, StorageError
 from kalam_engine.storage.data_dir import CATALOG_FILE
 from kalam_engine.storage.failures import file_error
 from kalam_engine.storage.manifest import Manifest, Segment

@@ -8,7 +8,7 @@ import os
 import sqlite3
 from pathlib import Path
 
-from kalam_engine.errors import CorruptDataError, StorageError
+from kalam_engine.model.errors import CorruptDataError, StorageError
 from kalam_engine.storage.segment_files import (
     RECOVER_COMMAND,
     SEGMENT_SUFFIX,

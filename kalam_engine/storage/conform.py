@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from kalam_engine.catalog.definitions import COLUMN_ID_KEY
+from kalam_engine.model.definitions import COLUMN_ID_KEY
 
 
 def _column_id(field: pa.Field) -> bytes | None:

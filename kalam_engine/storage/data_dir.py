@@ -10,7 +10,7 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
-from kalam_engine.errors import (
+from kalam_engine.model.errors import (
     InvalidParameterError,
     KalamError,
     MissingFileError,

@@ -20,7 +20,7 @@ import socket
 import time
 from pathlib import Path
 
-from kalam_engine.errors import DataDirectoryLockedError
+from kalam_engine.model.errors import DataDirectoryLockedError
 
 LOCK_FILE = "kalam.lock"
 

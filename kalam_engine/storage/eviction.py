@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from kalam_engine.ids import ms_to_snowflake_floor
+from kalam_engine.model.ids import ms_to_snowflake_floor
 
 log = logging.getLogger(__name__)
 DEFAULT_EVICTION_INTERVAL_S = 5.0

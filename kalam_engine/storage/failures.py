@@ -12,7 +12,7 @@ import errno
 import sqlite3
 from pathlib import Path
 
-from kalam_engine.errors import CorruptDataError, StorageError
+from kalam_engine.model.errors import CorruptDataError, StorageError
 
 # primary result codes (https://sqlite.org/rescode.html)
 SQLITE_PERM, SQLITE_BUSY, SQLITE_LOCKED, SQLITE_READONLY = 3, 5, 6, 8

@@ -20,7 +20,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from kalam_engine.catalog.definitions import SEQ_COLUMN
+from kalam_engine.model.definitions import SEQ_COLUMN
 from kalam_engine.storage.deletion_gate import DeletionGate
 from kalam_engine.storage.hot_log import HotLog
 from kalam_engine.storage.jobs import COMPACT_PREFIX, FLUSH_PREFIX, Job, record_job

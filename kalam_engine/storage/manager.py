@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from kalam_engine.catalog.definitions import SEQ_COLUMN, TableDefinition
-from kalam_engine.context import TableId, TableType
-from kalam_engine.errors import CorruptDataError, MissingFileError
-from kalam_engine.ids import SnowflakeGenerator
+from kalam_engine.model.context import TableId, TableType
+from kalam_engine.model.definitions import SEQ_COLUMN, TableDefinition
+from kalam_engine.model.errors import CorruptDataError, MissingFileError
+from kalam_engine.model.ids import SnowflakeGenerator
 from kalam_engine.storage.deletion_gate import DeletionGate
 from kalam_engine.storage.eviction import (
     DEFAULT_EVICTION_INTERVAL_S,

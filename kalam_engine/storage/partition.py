@@ -19,7 +19,7 @@ from typing import Protocol
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from kalam_engine.catalog.definitions import COLUMN_ID_KEY, DELETED_COLUMN, SEQ_COLUMN
+from kalam_engine.model.definitions import COLUMN_ID_KEY, DELETED_COLUMN, SEQ_COLUMN
 from kalam_engine.storage.conform import conform
 from kalam_engine.storage.manifest import Segment
 from kalam_engine.storage.pruning import segments_for_filter, segments_holding

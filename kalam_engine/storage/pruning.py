@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pds
 from pyarrow import fs
 
-from kalam_engine.catalog.definitions import SEQ_COLUMN
+from kalam_engine.model.definitions import SEQ_COLUMN
 from kalam_engine.storage.manifest import Segment
 
 _FORMAT = pds.ParquetFileFormat()

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
-from kalam_engine.errors import MissingFileError
+from kalam_engine.model.errors import MissingFileError
 from kalam_engine.storage.sqlite_db import SqliteDatabase
 
 T = TypeVar("T")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 
-from kalam_engine.errors import CorruptDataError
+from kalam_engine.model.errors import CorruptDataError
 from kalam_engine.storage.manifest import Manifest
 from kalam_engine.storage.pending import DELETE, PendingFiles
 from kalam_engine.storage.segment_files import (

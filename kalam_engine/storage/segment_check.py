@@ -11,7 +11,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from kalam_engine.catalog.definitions import SEQ_COLUMN
+from kalam_engine.model.definitions import SEQ_COLUMN
 from kalam_engine.storage.manifest import Segment
 
 

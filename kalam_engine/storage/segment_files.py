@@ -18,8 +18,8 @@ from typing import Protocol
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from kalam_engine.context import TableId
-from kalam_engine.errors import CorruptDataError, MissingFileError, StorageError
+from kalam_engine.model.context import TableId
+from kalam_engine.model.errors import CorruptDataError, MissingFileError, StorageError
 from kalam_engine.storage.checksums import segment_checksum
 from kalam_engine.storage.conform import column_key
 from kalam_engine.storage.failures import RECOVER_COMMAND, file_error

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from kalam_engine.errors import ReadOnlyError, StorageError
+from kalam_engine.model.errors import ReadOnlyError, StorageError
 from kalam_engine.storage.failures import storage_error
 
 log = logging.getLogger(__name__)

@@ -27,7 +27,7 @@ import re
 import zlib
 from pathlib import Path
 
-from kalam_engine.errors import InvalidParameterError, StorageError
+from kalam_engine.model.errors import InvalidParameterError, StorageError
 
 DEFAULT_SHARED_TEMPLATE = "{namespace}/{tableName}"
 DEFAULT_USER_TEMPLATE = "{namespace}/{tableName}/{userId}"

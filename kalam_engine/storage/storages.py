@@ -27,8 +27,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from kalam_engine.context import TableId
-from kalam_engine.errors import CorruptDataError, InvalidParameterError, StorageError
+from kalam_engine.model.context import TableId
+from kalam_engine.model.errors import CorruptDataError, InvalidParameterError, StorageError
 from kalam_engine.storage.dir_lock import LOCK_FILE, DirectoryLock
 from kalam_engine.storage.sqlite_db import SqliteDatabase
 from kalam_engine.storage.storage_paths import (

@@ -15,9 +15,9 @@ from typing import Protocol
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from kalam_engine.catalog.definitions import SEQ_COLUMN, TableDefinition
-from kalam_engine.context import TableId, TableType
-from kalam_engine.errors import TableNotFoundError
+from kalam_engine.model.context import TableId, TableType
+from kalam_engine.model.definitions import SEQ_COLUMN, TableDefinition
+from kalam_engine.model.errors import TableNotFoundError
 from kalam_engine.storage.hot_log import HotLog
 from kalam_engine.storage.partition import Partition, SegmentReader
 

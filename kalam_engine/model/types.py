@@ -6,7 +6,7 @@ import re
 
 import pyarrow as pa
 
-from kalam_engine.errors import InvalidParameterError
+from kalam_engine.model.errors import InvalidParameterError
 
 KALAM_TYPE_KEY = b"kalam_data_type"
 _PARAM_TYPE = re.compile(r"^([A-Z0-9_ ]+?)\s*(?:\((.*)\))?$")

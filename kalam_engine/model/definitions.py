@@ -9,8 +9,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from kalam_engine.context import AccessLevel, TableId, TableType
-from kalam_engine.sql.types import KALAM_TYPE_KEY, resolve_type
+from kalam_engine.model.context import AccessLevel, TableId, TableType
+from kalam_engine.model.types import KALAM_TYPE_KEY, resolve_type
 
 SEQ_COLUMN = "_seq"
 DELETED_COLUMN = "_deleted"
