@@ -4,13 +4,16 @@
 the calling cell, then applies every insert/update/delete from a background thread of its own,
 by primary key. It shows an ipywidgets panel (CSS class ``kalam-live``: a status line with the
 row count and the last change's time, the rows, a Stop button) whose widgets are updated from
-that thread (ipykernel >= 7 sends comm messages from any thread). Without ipywidgets, a kernel
+that thread, which runs in the creating cell's context (ipykernel 7.0 sends no message
+from a thread without one; 6.x and 7.1+ send from any thread). Without ipywidgets, a kernel
 gets an updated display (``update_display_data``) instead, and a terminal shows the rows once.
 With ``target`` the current rows are also kept as a pandas DataFrame in ``namespace[target]``:
 a new frame per applied change (never a half-applied one)."""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import html
 import threading
 import time
@@ -84,8 +87,12 @@ class LiveView:
             self._sub.close()
             raise
         self._publish()
-        self._thread = threading.Thread(target=self._follow, name="kalam-live-view",
-                                        daemon=True)
+        # The thread runs in a copy of this cell's context: ipykernel 7 keeps the parent
+        # message in context variables, and 7.0 fails every message sent from a thread that
+        # has none (LookupError: shell_parent); 7.1+ and 6.x work either way.
+        context = contextvars.copy_context()
+        self._thread = threading.Thread(target=context.run, args=(self._follow,),
+                                        name="kalam-live-view", daemon=True)
         self._thread.start()
 
     # -- state ------------------------------------------------------------------------------
@@ -149,35 +156,36 @@ class LiveView:
     def _follow(self) -> None:
         from kalam_engine.model.errors import KalamError
 
-        sub = self._sub
-        while True:
-            try:
-                event = sub.next_event()
-                if event is None:  # closed: Stop, or the engine closed
-                    break
-                with self._lock:
-                    self._apply(event)
-                    for _ in range(_MAX_DRAIN):  # take what else is waiting, render once
-                        more = sub.next_event(timeout=0)
-                        if more is None:
-                            break
-                        self._apply(more)
-            except KalamError as exc:
-                with self._lock:
-                    self.error = f"{exc.code}: {exc}"
+        try:
+            while self._take_events():
                 self._publish()
-                break
-            except Exception as exc:  # a view must never take the kernel down
-                with self._lock:
-                    self.error = f"{type(exc).__name__}: {exc}"
-                sub.close()
-                self._publish()
-                break
-            self._publish()
+        except KalamError as exc:  # the subscription failed (e.g. the table was dropped)
+            with self._lock:
+                self.error = f"{exc.code}: {exc}"
+        except Exception as exc:  # a view must never take the kernel down, nor die silently
+            with self._lock:
+                self.error = f"{type(exc).__name__}: {exc}"
+            self._sub.close()
         with self._lock:
             self._stopped = True
-            self._lock.notify_all()
-        self._publish()
+        with contextlib.suppress(Exception):  # when showing is what failed: status says why
+            self._publish()
+
+    def _take_events(self) -> bool:
+        """Wait for the next event and apply it with what else is waiting; False once the
+        subscription is closed (Stop, or the engine closed)."""
+        sub = self._sub
+        event = sub.next_event()
+        if event is None:
+            return False
+        with self._lock:
+            self._apply(event)
+            for _ in range(_MAX_DRAIN):  # take what else is waiting, render once
+                more = sub.next_event(timeout=0)
+                if more is None:
+                    break
+                self._apply(more)
+        return True
 
     def _build_frame(self) -> pd.DataFrame:
         table = pa.Table.from_pylist(list(self._rows.values()), schema=self._schema)
@@ -186,12 +194,14 @@ class LiveView:
     def _publish(self) -> None:
         """Rebuild the frame, store it, update what the notebook shows, wake waiters."""
         with self._lock:
-            frame = self._build_frame()
-            self._frame = frame
-            if self.target and self._namespace is not None:
-                self._namespace[self.target] = frame
-            self._update_display()
-            self._lock.notify_all()
+            try:
+                frame = self._build_frame()
+                self._frame = frame
+                if self.target and self._namespace is not None:
+                    self._namespace[self.target] = frame
+                self._update_display()
+            finally:
+                self._lock.notify_all()
 
     def wait_for(self, predicate: Callable[[LiveView], bool], timeout: float = 10.0) -> bool:
         """Wait until ``predicate(self)`` holds (checked after each applied change)."""

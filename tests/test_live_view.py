@@ -141,6 +141,44 @@ def test_text_fallback_without_widgets(magics: KalamMagics) -> None:
         view.stop()
 
 
+def test_updates_run_in_the_creating_cells_context(magics: KalamMagics) -> None:
+    """The background thread sees the context of the cell that made the view (ipykernel 7
+    keeps a cell's parent message in context variables; 7.0 sends nothing without it)."""
+    import contextvars
+
+    cell = contextvars.ContextVar("cell")
+    cell.set("cell-7")
+    db = magics.engine()
+    view = LiveView(db, "SELECT id, body FROM app.m", user="alice", use_widgets=True)
+    seen: list[str] = []
+    view._widgets["status"].observe(lambda _: seen.append(cell.get("none")), names="value")
+    try:
+        db.execute("INSERT INTO app.m (id, body, score) VALUES (1, 'a', 1)", user="alice")
+        assert view.wait_for(lambda v: v.row_count == 1)
+        assert seen and set(seen) == {"cell-7"}, seen
+    finally:
+        view.stop()
+
+
+def test_a_failing_display_marks_the_view_failed(magics: KalamMagics) -> None:
+    """When updating what the notebook shows fails, the view says so and lets go of its
+    subscription instead of dying silently as 'active'."""
+    db = magics.engine()
+    view = LiveView(db, "SELECT id, body FROM app.m", user="alice", use_widgets=True)
+
+    def refuse(_: Any) -> None:
+        raise LookupError("no parent message")
+
+    view._widgets["table"].observe(refuse, names="value")
+    db.execute("INSERT INTO app.m (id, body, score) VALUES (1, 'a', 1)", user="alice")
+    assert view.wait_for(lambda v: v.status == "failed")
+    assert view.error == "LookupError: no parent message"
+    view._thread.join(timeout=10)
+    assert not view._thread.is_alive()
+    assert view.subscription.closed and len(db.live) == 0
+    assert "failed · LookupError: no parent message" in view.text()
+
+
 _ops = st.lists(st.tuples(st.sampled_from(["insert", "update", "delete"]),
                           st.integers(0, 5), st.integers(0, 3)), max_size=25)
 
