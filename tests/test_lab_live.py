@@ -160,8 +160,10 @@ class Notebook:
 
         self.page.goto(url, timeout=STARTUP_S * 1000)
         expect(self.cells).to_have_count(len(CELLS), timeout=STARTUP_S * 1000)
-        expect(self.page.locator(".jp-Notebook-ExecutionIndicator")).to_have_attribute(
-            "data-status", "idle", timeout=STARTUP_S * 1000)
+        # the execution indicator says "idle" before a kernel is attached (and a cell run
+        # then is dropped); the status bar names the kernel once it is connected
+        expect(self.page.locator("#jp-main-statusbar")).to_contain_text(
+            re.compile(r"\(ipykernel\) \| Idle"), timeout=STARTUP_S * 1000)
 
     def prompt(self, index: int) -> Any:
         return self.cells.nth(index).locator(".jp-InputArea-prompt")
@@ -199,8 +201,10 @@ class Notebook:
 
 def _check(step: str, lab: Lab, page: Any, action: Callable[[], None]) -> None:
     """Run one step; on failure keep a screenshot and say which step and what the server said."""
+    started = time.monotonic()
     try:
         action()
+        print(f"{step}: {time.monotonic() - started:.1f} s")  # shown with pytest -s
     except Exception as exc:
         shot = lab.tmp / "lab-live-failure.png"
         try:
