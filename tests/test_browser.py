@@ -139,9 +139,13 @@ def _run_quickstart(page: Any, base: str, token: str) -> None:
 
     page.goto(f"{base}/lab/tree/quickstart.ipynb?token={token}", timeout=90_000)
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
-    # wait until the kernel is up and idle
+    # wait until the kernel is attached and idle: the execution indicator says "idle" before
+    # a kernel is attached (a run then is dropped); the status bar names the kernel once it is
     expect(page.locator(".jp-Notebook-ExecutionIndicator")).to_have_attribute(
         "data-status", "idle", timeout=90_000
+    )
+    expect(page.locator("#jp-main-statusbar")).to_contain_text(
+        re.compile(r"\(ipykernel\) \| Idle"), timeout=90_000
     )
     page.locator(".jp-Notebook .jp-Cell").first.click()
     _run_all_cells(page)
