@@ -23,19 +23,23 @@ import pyarrow as pa
 from sqlglot.tokens import TokenType
 
 from kalam_engine.model.errors import InvalidParameterError, InvalidSqlError
-from kalam_engine.sql.tokens import tokenize
+from kalam_engine.sql.parsed import ParsedStatement, as_parsed
 
 
-@functools.lru_cache(maxsize=1024)
-def placeholders_used(sql: str) -> int:
+def placeholders_used(sql: str | ParsedStatement) -> int:
     """The highest ``$n`` of ``sql`` (0 when it has none): the tokenizer reads ``$n`` as a
     PARAMETER token followed by its number (``$$..$$`` strings and quoted text are tokens of
     their own, so a ``$`` inside them never counts)."""
-    if "$" not in sql:
+    text = sql.text if isinstance(sql, ParsedStatement) else sql
+    if "$" not in text:
         return 0
+    return _highest_placeholder(as_parsed(sql))
+
+
+@functools.lru_cache(maxsize=1024)
+def _highest_placeholder(stmt: ParsedStatement) -> int:
     highest = 0
-    tokens = tokenize(sql)
-    for tok, following in itertools.pairwise(tokens):
+    for tok, following in itertools.pairwise(stmt.tokens):
         if (tok.token_type is TokenType.PARAMETER and following.token_type is TokenType.NUMBER
                 and following.start == tok.end + 1 and following.text.isdigit()):
             highest = max(highest, int(following.text))
@@ -82,10 +86,10 @@ def _checked(index: int, value: Any) -> Any:
                  "or lists of one type") from None
 
 
-def bind_params(statements: Sequence[str], params: Any) -> list[Any] | None:
+def bind_params(statements: Sequence[str | ParsedStatement], params: Any) -> list[Any] | None:
     """``params`` as a list, after checking them against ``statements`` (and the texts)."""
     for sql in statements:
-        check_text(sql)
+        check_text(sql.text if isinstance(sql, ParsedStatement) else sql)
     if params is not None and (isinstance(params, (str, bytes, bytearray, dict))
                                or not isinstance(params, (list, tuple))):
         raise InvalidParameterError(
