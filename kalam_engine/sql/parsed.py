@@ -13,12 +13,14 @@ caches keyed by a ParsedStatement are caches per statement text.
 from __future__ import annotations
 
 import functools
+import threading
+from collections import OrderedDict
 from typing import Any
 
 import sqlglot
 from sqlglot import expressions as exp
 from sqlglot.errors import SqlglotError
-from sqlglot.tokens import Token
+from sqlglot.tokens import Token, TokenType
 
 from kalam_engine.sql.tokens import check_length, split_pieces, tokenize
 
@@ -90,25 +92,61 @@ class ParsedStatement:
 
 def split_parsed(sql: str) -> tuple[ParsedStatement, ...]:
     """The statements of a request (split as :func:`kalam_engine.sql.tokens.split_statements`
-    does, reading the text once), each made once per request text."""
+    does, reading the text once), each made once per statement text."""
     check_length(sql)
     return _split_parsed(sql)
 
 
 @functools.lru_cache(maxsize=1024)
 def _split_parsed(sql: str) -> tuple[ParsedStatement, ...]:
-    return tuple(ParsedStatement(text, tokens) for text, tokens in split_pieces(sql))
+    known = _STATEMENTS.get(sql)
+    if known is not None and _whole_statement(known):
+        return (known,)  # already read as one statement (e.g. by the magics' binding)
+    return tuple(_STATEMENTS.get_or_make(text, tokens) for text, tokens in split_pieces(sql))
+
+
+def _whole_statement(stmt: ParsedStatement) -> bool:
+    """Whether splitting ``stmt.text`` gives back exactly ``stmt`` (known without reading)."""
+    tokens = stmt._tokens  # read already, or None: then the split reads the text
+    text = stmt.text
+    return bool(tokens) and tokens[-1].end == len(text) - 1 and text == text.strip() and \
+        all(tok.token_type is not TokenType.SEMICOLON for tok in tokens)
 
 
 def as_parsed(sql: str | ParsedStatement) -> ParsedStatement:
     """``sql`` as a ParsedStatement (the text taken whole, as one statement; its tokens and
-    tree are read when first asked for)."""
+    tree are read when first asked for). The same text gives the same object while it is
+    among the most recently used statements."""
     if isinstance(sql, ParsedStatement):
         return sql
-    return _parsed(sql)
-
-
-@functools.lru_cache(maxsize=1024)
-def _parsed(sql: str) -> ParsedStatement:
     check_length(sql)
-    return ParsedStatement(sql)
+    return _STATEMENTS.get_or_make(sql, None)
+
+
+class _Statements:
+    """The most recently used statements by text (so each is read once), thread-safe."""
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._by_text: OrderedDict[str, ParsedStatement] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, text: str) -> ParsedStatement | None:
+        with self._lock:
+            return self._by_text.get(text)
+
+    def get_or_make(self, text: str, tokens: tuple[Token, ...] | None) -> ParsedStatement:
+        with self._lock:
+            hit = self._by_text.get(text)
+            if hit is not None:
+                self._by_text.move_to_end(text)
+                if tokens is not None and hit._tokens is None:
+                    object.__setattr__(hit, "_tokens", tokens)
+                return hit
+            made = self._by_text[text] = ParsedStatement(text, tokens)
+            if len(self._by_text) > self._capacity:
+                self._by_text.popitem(last=False)
+            return made
+
+
+_STATEMENTS = _Statements(2048)
