@@ -9,7 +9,6 @@ seen the same way everywhere, and the same way DataFusion's parser (sqlparser-rs
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Sequence
 
@@ -67,16 +66,17 @@ def check_length(sql: str) -> None:
 def split_statements(sql: str) -> list[str]:
     """Split a request into statements at ``;`` outside brackets, strings and comments. A piece
     runs from just after the previous ``;`` (its leading comments kept) to its last token;
-    pieces with no token are dropped. The engine and the magics both split with this (and
-    :func:`kalam_engine.sql.parsed.split_parsed` keeps each piece's tokens)."""
-    check_length(sql)
-    return [text for text, _tokens in split_pieces(sql)]
+    pieces with no token are dropped. The engine, the server and the magics all split with
+    this (:func:`kalam_engine.sql.parsed.split_parsed`, which keeps each statement's tokens
+    for whoever reads that statement next)."""
+    from kalam_engine.sql.parsed import split_parsed  # parsed.py builds on this module
+
+    return [stmt.text for stmt in split_parsed(sql)]
 
 
-@functools.lru_cache(maxsize=1024)
 def split_pieces(sql: str) -> tuple[tuple[str, tuple[Token, ...]], ...]:
-    """The statements of ``sql`` with their tokens (offsets into the statement's own text),
-    cached by text: notebooks and services repeat their statements. The text is read once."""
+    """The statements of ``sql`` with their tokens (offsets into the statement's own text): the
+    one splitter. The text is read once."""
     tokens = tokenize(sql)
     pieces: list[tuple[str, tuple[Token, ...]]] = []
     first = 0  # index of the current piece's first token
