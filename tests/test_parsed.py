@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import gc
 import itertools
+import weakref
 from pathlib import Path
 
 import datafusion
@@ -193,7 +195,8 @@ def test_parse_statement_takes_the_parsed_statement():
     show = parse_statement(stmt[1])
     assert isinstance(show, st.QueryStatement) and show.verb == "SHOW"
     assert is_read_only(stmt[0]) and not is_read_only(as_parsed("DELETE FROM t WHERE true"))
-    assert parse_statement("SELECT 1") is parse_statement(as_parsed("SELECT 1"))
+    assert parse_statement("SELECT 1") == parse_statement(as_parsed("SELECT 1"))
+    assert parse_statement("SHOW TABLES") is parse_statement("SHOW TABLES")  # cached by text
 
 
 def test_binding_reads_the_engines_tokens_and_never_binds_quoted_text():
@@ -212,3 +215,28 @@ def test_the_sql_package_does_not_import_live():
                 assert not (node.module or "").startswith("kalam_engine.live"), path.name
             elif isinstance(node, ast.Import):
                 assert not any(a.name.startswith("kalam_engine.live") for a in node.names)
+
+
+def test_caches_keep_texts_and_results_not_the_statements_tokens_or_trees(loaded):
+    from kalam_engine.query.point_lookup import point_lookup_shape
+    from kalam_engine.query.prefetch import table_references
+    from kalam_engine.query.vector_search import top_k_request
+    from kalam_engine.sql import parsed as parsed_module
+    from kalam_engine.sql.json_rewrite import rewrite_json
+    from kalam_engine.sql.params import placeholders_used
+
+    wide = ", ".join(f"'w{i}'" for i in range(8_000))  # about 60 KB of text
+    big = f"SELECT id FROM app.messages WHERE id = $1 AND body IN ({wide}) AND body->>'k' = 'x'"
+    stmt = split_parsed(big)[0]
+    assert stmt.tree is not None and stmt.tokens
+    parse_statement(stmt), placeholders_used(stmt), point_lookup_shape(stmt)
+    table_references(stmt), rewrite_json(stmt), top_k_request(stmt)
+    ref = weakref.ref(stmt)
+    del stmt
+    gc.collect()
+    assert ref() is None  # too long to be kept among the recent statements; no cache holds it
+    result = loaded.execute(big, user="alice", params=[1])
+    assert result.row_count == 0
+    for i in range(3_000):  # the recent statements stay within their bound
+        as_parsed(f"SELECT {i} AS n, 'padding padding padding padding padding padding'")
+    assert parsed_module._STATEMENTS._chars <= 1 << 18

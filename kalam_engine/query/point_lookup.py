@@ -10,7 +10,6 @@ as before.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +26,7 @@ from kalam_engine.sql.literals import (
     param_index,
     plain_name,
 )
-from kalam_engine.sql.parsed import ParsedStatement, as_parsed
+from kalam_engine.sql.parsed import ParsedStatement, as_parsed, per_statement
 
 if TYPE_CHECKING:
     from kalam_engine.providers.core import BaseTableProvider
@@ -73,7 +72,7 @@ def point_lookup_shape(sql: str | ParsedStatement) -> PointLookup | None:
     return _shape(as_parsed(sql))
 
 
-@functools.lru_cache(maxsize=1024)
+@per_statement(maxsize=1024)
 def _shape(stmt: ParsedStatement) -> PointLookup | None:
     lowered = stmt.text.lower()
     if DELETED_COLUMN in lowered:

@@ -23,7 +23,7 @@ from datafusion.catalog import Table
 from sqlglot import exp
 
 from kalam_engine.sql.literals import plain_name
-from kalam_engine.sql.parsed import ParsedStatement, as_parsed
+from kalam_engine.sql.parsed import ParsedStatement, as_parsed, per_statement
 
 CATALOG_NAME = "kalam"
 
@@ -36,7 +36,7 @@ def table_references(sql: str | ParsedStatement) -> tuple[TableRef, ...]:
     return _references(as_parsed(sql))
 
 
-@functools.lru_cache(maxsize=1024)
+@per_statement(maxsize=1024)
 def _references(stmt: ParsedStatement) -> tuple[TableRef, ...]:
     refs: dict[TableRef, None] = {}
     for tree in stmt.trees:

@@ -36,7 +36,7 @@ from kalam_engine.model.errors import KalamError
 from kalam_engine.query.session import TableResolver
 from kalam_engine.query.vectors import parse_vector
 from kalam_engine.sql.literals import param_index, plain_name
-from kalam_engine.sql.parsed import ParsedStatement, as_parsed
+from kalam_engine.sql.parsed import ParsedStatement, as_parsed, per_statement
 
 SLACK = 1e-4  # distance tolerance: the index (float32) and the function (float64 sums) differ
 _REFUSED = ("joins", "where", "group", "having", "distinct", "qualify", "windows", "laterals",
@@ -86,7 +86,7 @@ def top_k_request(sql: str | ParsedStatement) -> TopK | None:
     return _top_k(as_parsed(sql))
 
 
-@functools.lru_cache(maxsize=512)
+@per_statement(maxsize=512)
 def _top_k(stmt: ParsedStatement) -> TopK | None:
     if "cosine_distance" not in stmt.text.lower():
         return None

@@ -10,20 +10,19 @@ names and comments are never rewritten.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from typing import Any
 
 from sqlglot.tokens import Token, TokenType
 
 from kalam_engine.model.errors import KalamError
-from kalam_engine.sql.parsed import ParsedStatement, as_parsed
+from kalam_engine.sql.parsed import ParsedStatement, as_parsed, per_statement
 
 FUNCTION = "COSINE_DISTANCE"
 WRAPPER = "kalam_vector"
 
 
-@functools.lru_cache(maxsize=512)
+@per_statement(maxsize=512)
 def _vector_arguments(stmt: ParsedStatement) -> tuple[tuple[int, int, int | None], ...]:
     """(start, end, param index or None) of each COSINE_DISTANCE argument that is one string
     literal or one ``$n``, in text order."""

@@ -23,13 +23,12 @@ as written, and DataFusion reports it.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 
 from sqlglot.tokens import Token, TokenType
 
 from kalam_engine.model.errors import InvalidSqlError
-from kalam_engine.sql.parsed import ParsedStatement, as_parsed
+from kalam_engine.sql.parsed import ParsedStatement, as_parsed, per_statement
 
 # Public name -> the engine's UDF (json, path).
 FUNCTIONS = {name: "kalam_" + name for name in (
@@ -392,7 +391,7 @@ def rewrite_json(sql: str | ParsedStatement) -> str:
     return _rewrite(as_parsed(sql))
 
 
-@functools.lru_cache(maxsize=1024)
+@per_statement(maxsize=1024)
 def _rewrite(stmt: ParsedStatement) -> str:
     reader = _Reader(stmt)
     try:

@@ -14,7 +14,6 @@ must be valid Unicode (UTF-8 encodable).
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import itertools
 from collections.abc import Sequence
 from typing import Any
@@ -23,7 +22,7 @@ import pyarrow as pa
 from sqlglot.tokens import TokenType
 
 from kalam_engine.model.errors import InvalidParameterError, InvalidSqlError
-from kalam_engine.sql.parsed import ParsedStatement, as_parsed
+from kalam_engine.sql.parsed import ParsedStatement, as_parsed, per_statement
 
 
 def placeholders_used(sql: str | ParsedStatement) -> int:
@@ -36,7 +35,7 @@ def placeholders_used(sql: str | ParsedStatement) -> int:
     return _highest_placeholder(as_parsed(sql))
 
 
-@functools.lru_cache(maxsize=1024)
+@per_statement(maxsize=1024)
 def _highest_placeholder(stmt: ParsedStatement) -> int:
     highest = 0
     for tok, following in itertools.pairwise(stmt.tokens):

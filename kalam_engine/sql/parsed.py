@@ -12,10 +12,12 @@ caches keyed by a ParsedStatement are caches per statement text.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 from collections import OrderedDict
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 import sqlglot
 from sqlglot import expressions as exp
@@ -24,8 +26,9 @@ from sqlglot.tokens import Token, TokenType
 
 from kalam_engine.sql.tokens import check_length, split_pieces, tokenize
 
-__all__ = ["ParsedStatement", "as_parsed", "split_parsed"]
+__all__ = ["ParsedStatement", "as_parsed", "per_statement", "split_parsed"]
 
+T = TypeVar("T")
 _UNPARSED: Any = object()
 
 
@@ -34,7 +37,7 @@ class ParsedStatement:
     case, as DataFusion reads it: after comments; "" for none) and its sqlglot ``trees``
     (parsed once, on first use; shared: read them, never change them)."""
 
-    __slots__ = ("_tokens", "_trees", "text")
+    __slots__ = ("__weakref__", "_tokens", "_trees", "text")  # frozen: see __setattr__
 
     text: str
 
@@ -72,8 +75,9 @@ class ParsedStatement:
 
     @property
     def trees(self) -> tuple[exp.Expression, ...]:
-        """The statement as sqlglot trees; empty when sqlglot cannot read it (or recurses too
-        deep on it: DataFusion then decides)."""
+        """The statement as sqlglot trees (sqlglot's default dialect, as the fast paths have
+        always read statements); empty when sqlglot cannot read it (or recurses too deep on
+        it: DataFusion then decides)."""
         trees = self._trees
         if trees is _UNPARSED:
             try:
@@ -92,17 +96,19 @@ class ParsedStatement:
 
 def split_parsed(sql: str) -> tuple[ParsedStatement, ...]:
     """The statements of a request (split as :func:`kalam_engine.sql.tokens.split_statements`
-    does, reading the text once), each made once per statement text."""
+    does), reading the text once; a statement seen recently is the same object again."""
     check_length(sql)
-    return _split_parsed(sql)
-
-
-@functools.lru_cache(maxsize=1024)
-def _split_parsed(sql: str) -> tuple[ParsedStatement, ...]:
-    known = _STATEMENTS.get(sql)
-    if known is not None and _whole_statement(known):
-        return (known,)  # already read as one statement (e.g. by the magics' binding)
-    return tuple(_STATEMENTS.get_or_make(text, tokens) for text, tokens in split_pieces(sql))
+    texts = _SPLITS.get(sql)
+    if texts is None:
+        known = _STATEMENTS.get(sql)
+        texts = (sql,) if known is not None and _whole_statement(known) else None
+    if texts is not None:
+        recent = tuple(_STATEMENTS.get(text) for text in texts)
+        if all(stmt is not None and stmt._tokens is not None for stmt in recent):
+            return recent  # type: ignore[return-value]
+    pieces = tuple(_STATEMENTS.get_or_make(text, tokens) for text, tokens in split_pieces(sql))
+    _SPLITS.put(sql, tuple(stmt.text for stmt in pieces))
+    return pieces
 
 
 def _whole_statement(stmt: ParsedStatement) -> bool:
@@ -115,38 +121,83 @@ def _whole_statement(stmt: ParsedStatement) -> bool:
 
 def as_parsed(sql: str | ParsedStatement) -> ParsedStatement:
     """``sql`` as a ParsedStatement (the text taken whole, as one statement; its tokens and
-    tree are read when first asked for). The same text gives the same object while it is
-    among the most recently used statements."""
+    tree are read when first asked for). A text seen recently gives the same object again."""
     if isinstance(sql, ParsedStatement):
         return sql
     check_length(sql)
     return _STATEMENTS.get_or_make(sql, None)
 
 
-class _Statements:
-    """The most recently used statements by text (so each is read once), thread-safe."""
+def per_statement(maxsize: int) -> Callable[[Callable[[ParsedStatement], T]],
+                                            Callable[[ParsedStatement], T]]:
+    """Cache a function of a statement by the statement's text (``maxsize`` texts, the oldest
+    dropped first). Only the text and the result are kept, never the statement's tokens or
+    tree, which :data:`_STATEMENTS` alone keeps (and bounds)."""
 
-    def __init__(self, capacity: int) -> None:
-        self._capacity = capacity
-        self._by_text: OrderedDict[str, ParsedStatement] = OrderedDict()
+    def decorate(fn: Callable[[ParsedStatement], T]) -> Callable[[ParsedStatement], T]:
+        cache: dict[str, T] = {}
+
+        @functools.wraps(fn)
+        def cached(stmt: ParsedStatement) -> T:
+            value = cache.get(stmt.text, _UNPARSED)
+            if value is _UNPARSED:
+                value = fn(stmt)
+                if len(cache) >= maxsize:
+                    with contextlib.suppress(KeyError, RuntimeError, StopIteration):
+                        del cache[next(iter(cache))]  # another thread may be at it too
+                cache[stmt.text] = value
+            return value
+
+        cached.cache_clear = cache.clear  # type: ignore[attr-defined]
+        return cached
+
+    return decorate
+
+
+class _Recent(Generic[T]):
+    """The most recently used values by text, bounded by count and by the texts' total length
+    (a text longer than an eighth of that is not kept); thread-safe."""
+
+    def __init__(self, max_entries: int, max_chars: int) -> None:
+        self._max_entries = max_entries
+        self._max_chars = max_chars
+        self._chars = 0
+        self._by_text: OrderedDict[str, T] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, text: str) -> ParsedStatement | None:
-        with self._lock:
-            return self._by_text.get(text)
-
-    def get_or_make(self, text: str, tokens: tuple[Token, ...] | None) -> ParsedStatement:
+    def get(self, text: str) -> T | None:
         with self._lock:
             hit = self._by_text.get(text)
             if hit is not None:
                 self._by_text.move_to_end(text)
-                if tokens is not None and hit._tokens is None:
-                    object.__setattr__(hit, "_tokens", tokens)
-                return hit
-            made = self._by_text[text] = ParsedStatement(text, tokens)
-            if len(self._by_text) > self._capacity:
-                self._by_text.popitem(last=False)
-            return made
+            return hit
+
+    def put(self, text: str, value: T) -> None:
+        if len(text) > self._max_chars // 8:
+            return
+        with self._lock:
+            if text not in self._by_text:
+                self._chars += len(text)
+            self._by_text[text] = value
+            while len(self._by_text) > self._max_entries or self._chars > self._max_chars:
+                old, _ = self._by_text.popitem(last=False)
+                self._chars -= len(old)
 
 
-_STATEMENTS = _Statements(2048)
+class _Statements(_Recent[ParsedStatement]):
+    """The statements read recently, so that each is read once while it is in use."""
+
+    def get_or_make(self, text: str, tokens: tuple[Token, ...] | None) -> ParsedStatement:
+        hit = self.get(text)
+        if hit is None:
+            hit = ParsedStatement(text, tokens)
+            self.put(text, hit)
+        elif tokens is not None and hit._tokens is None:
+            object.__setattr__(hit, "_tokens", tokens)
+        return hit
+
+
+# Statements keep their tokens and tree (about 165 bytes per character of text when both are
+# read), so the statements kept are bounded by their text's length: 256 Ki characters.
+_STATEMENTS = _Statements(max_entries=4096, max_chars=1 << 18)
+_SPLITS: _Recent[tuple[str, ...]] = _Recent(max_entries=1024, max_chars=1 << 22)

@@ -6,7 +6,6 @@ expressions DataFusion evaluates.
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Callable
 
@@ -22,7 +21,7 @@ from kalam_engine.model.errors import (
 from kalam_engine.sql import backup_commands, storage_commands, user_commands
 from kalam_engine.sql import statements as st
 from kalam_engine.sql.backup_commands import BackupCommand
-from kalam_engine.sql.parsed import ParsedStatement, as_parsed
+from kalam_engine.sql.parsed import ParsedStatement, as_parsed, per_statement
 from kalam_engine.sql.storage_commands import StorageCommand
 from kalam_engine.sql.subscribe import SubscribeStatement, parse_subscribe
 from kalam_engine.sql.tokens import TokenCursor
@@ -51,22 +50,25 @@ Statement = (st.QueryStatement | st.InsertStatement | st.UpdateStatement | st.De
 
 def parse_statement(sql: str | ParsedStatement) -> Statement:
     """Parse one statement into a (frozen) dataclass of :mod:`kalam_engine.sql.statements` (or
-    of the command modules beside it).
-
-    Cached by text: notebooks and services repeat the same statements with new parameters."""
-    return _classify(as_parsed(sql))
-
-
-@functools.lru_cache(maxsize=1024)
-def _classify(parsed: ParsedStatement) -> Statement:
-    """The statement ``parsed`` is, read from its tokens (the first word as DataFusion reads
-    it: after comments, nested ones too)."""
-    if parsed.kind in QUERY_WORDS:
+    of the command modules beside it). A query (SELECT, WITH, EXPLAIN, ...) carries its
+    :class:`ParsedStatement` to the runner; the others are cached by text: notebooks and
+    services repeat the same statements with new parameters."""
+    parsed = as_parsed(sql)
+    if parsed.kind in QUERY_WORDS:  # the first word as DataFusion reads it (comments skipped)
         return st.QueryStatement(parsed, parsed.kind)
+    if parsed.kind == "SHOW" and TokenCursor(parsed.text, parsed.tokens).peek_word(1) in \
+            ("COLUMNS", "ALL"):  # SHOW COLUMNS / SHOW ALL: DataFusion answers them
+        return st.QueryStatement(parsed, "SHOW")
+    return _parse_command(parsed)
+
+
+@per_statement(maxsize=1024)
+def _parse_command(parsed: ParsedStatement) -> Statement:
+    """A statement that is not a query, read from its tokens."""
     cur = TokenCursor(parsed.text, parsed.tokens)
     word = cur.peek_word()
     if word == "SHOW":
-        return _parse_show(cur, parsed)
+        return _parse_show(cur)
     if word in ("BEGIN", "START", "COMMIT", "ROLLBACK", "END"):
         return st.TransactionStatement(word)
     parse = _PARSERS.get(word)
@@ -394,7 +396,7 @@ def _parse_use(cur: TokenCursor) -> Statement:
     return st.UseNamespace(name)
 
 
-def _parse_show(cur: TokenCursor, parsed: ParsedStatement) -> Statement:
+def _parse_show(cur: TokenCursor) -> Statement:
     cur.expect("SHOW")
     if cur.accept("NAMESPACES"):
         cur.expect_end()
@@ -412,8 +414,6 @@ def _parse_show(cur: TokenCursor, parsed: ParsedStatement) -> Statement:
         return st.ShowStats(table)
     if cur.is_words("STORAGES"):
         return storage_commands.parse_show_storages(cur)
-    if cur.is_words("COLUMNS") or cur.is_words("ALL"):
-        return st.QueryStatement(parsed, "SHOW")
     if cur.is_words("EXPORT") or cur.is_words("EXPORTS"):
         return backup_commands.parse_show_export(cur)
     raise InvalidSqlError(f"Unsupported SHOW statement: {cur.sql[:60]!r}",
