@@ -91,7 +91,7 @@ class QueryRunner:
                  statement_timeout: float | None = None) -> None:
         self.resolver = resolver
         self.functions = functions
-        self._rewrites: OrderedDict[tuple[str, str], ParsedStatement] = OrderedDict()
+        self._rewrites: OrderedDict[tuple[str, str], str] = OrderedDict()
         self._rewrite_cap = plan_cache_size
         self._views = ArrowViews()
         self.memory_limit = memory_limit  # bytes per statement (DataFusion's pool and results)
@@ -178,15 +178,14 @@ class QueryRunner:
         """The statement with KalamDB's default ORDER BY (see default_order.py), decided once
         per (namespace, statement text)."""
         key = (ctx.namespace, stmt.text)
-        hit = self._rewrites.get(key)
-        if hit is not None:
-            return hit
-        rewritten = with_default_order(stmt, lambda ns, name: self._pk_of(ctx, ns, name))
-        ordered = stmt if rewritten is None else as_parsed(rewritten)
-        self._rewrites[key] = ordered
-        if len(self._rewrites) > self._rewrite_cap:
-            self._rewrites.popitem(last=False)
-        return ordered
+        text = self._rewrites.get(key)
+        if text is None:
+            text = with_default_order(stmt, lambda ns, name: self._pk_of(ctx, ns, name)) \
+                or stmt.text
+            self._rewrites[key] = text  # the text only: statements are kept in parsed.py
+            if len(self._rewrites) > self._rewrite_cap:
+                self._rewrites.popitem(last=False)
+        return stmt if text == stmt.text else as_parsed(text)
 
     def _pk_of(self, ctx: ExecutionContext, namespace: str | None, name: str) -> str | None:
         try:
