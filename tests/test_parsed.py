@@ -83,7 +83,7 @@ def test_a_point_lookup_and_a_multi_statement_request_read_each_statement_once(
         == ["b"]
     assert len(counter.tokenized) == 1 and len(counter.parsed) == 1
     counter.reset()
-    request = fresh("SELECT 1 AS one; SELECT body FROM app.messages")
+    request = f'{fresh("SELECT 1 AS one")}; {fresh("SELECT body FROM app.messages")}'
     result = loaded.execute(request, user="alice")
     assert result.to_arrow()["body"].to_pylist() == ["a", "b", "c"]
     assert counter.tokenized == [request]  # the split's tokens serve every statement
