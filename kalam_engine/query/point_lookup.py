@@ -72,7 +72,7 @@ def point_lookup_shape(sql: str | ParsedStatement) -> PointLookup | None:
     return _shape(as_parsed(sql))
 
 
-@per_statement(maxsize=1024)
+@per_statement
 def _shape(stmt: ParsedStatement) -> PointLookup | None:
     lowered = stmt.text.lower()
     if DELETED_COLUMN in lowered:

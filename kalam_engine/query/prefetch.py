@@ -36,7 +36,7 @@ def table_references(sql: str | ParsedStatement) -> tuple[TableRef, ...]:
     return _references(as_parsed(sql))
 
 
-@per_statement(maxsize=1024)
+@per_statement
 def _references(stmt: ParsedStatement) -> tuple[TableRef, ...]:
     refs: dict[TableRef, None] = {}
     for tree in stmt.trees:

@@ -86,7 +86,7 @@ def top_k_request(sql: str | ParsedStatement) -> TopK | None:
     return _top_k(as_parsed(sql))
 
 
-@per_statement(maxsize=512)
+@per_statement
 def _top_k(stmt: ParsedStatement) -> TopK | None:
     if "cosine_distance" not in stmt.text.lower():
         return None

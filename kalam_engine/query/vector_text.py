@@ -22,7 +22,7 @@ FUNCTION = "COSINE_DISTANCE"
 WRAPPER = "kalam_vector"
 
 
-@per_statement(maxsize=512)
+@per_statement
 def _vector_arguments(stmt: ParsedStatement) -> tuple[tuple[int, int, int | None], ...]:
     """(start, end, param index or None) of each COSINE_DISTANCE argument that is one string
     literal or one ``$n``, in text order."""

@@ -391,7 +391,7 @@ def rewrite_json(sql: str | ParsedStatement) -> str:
     return _rewrite(as_parsed(sql))
 
 
-@per_statement(maxsize=1024)
+@per_statement
 def _rewrite(stmt: ParsedStatement) -> str:
     reader = _Reader(stmt)
     try:

@@ -35,7 +35,7 @@ def placeholders_used(sql: str | ParsedStatement) -> int:
     return _highest_placeholder(as_parsed(sql))
 
 
-@per_statement(maxsize=1024)
+@per_statement
 def _highest_placeholder(stmt: ParsedStatement) -> int:
     highest = 0
     for tok, following in itertools.pairwise(stmt.tokens):

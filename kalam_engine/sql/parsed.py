@@ -37,7 +37,7 @@ class ParsedStatement:
     case, as DataFusion reads it: after comments; "" for none) and its sqlglot ``trees``
     (parsed once, on first use; shared: read them, never change them)."""
 
-    __slots__ = ("__weakref__", "_tokens", "_trees", "text")  # frozen: see __setattr__
+    __slots__ = ("__weakref__", "_kind", "_memo", "_tokens", "_trees", "text")  # frozen
 
     text: str
 
@@ -45,6 +45,8 @@ class ParsedStatement:
         object.__setattr__(self, "text", text)
         object.__setattr__(self, "_tokens", tokens)
         object.__setattr__(self, "_trees", _UNPARSED)
+        object.__setattr__(self, "_kind", None)
+        object.__setattr__(self, "_memo", {})  # what per_statement functions found for it
 
     @property
     def tokens(self) -> tuple[Token, ...]:
@@ -58,8 +60,12 @@ class ParsedStatement:
 
     @property
     def kind(self) -> str:
-        tokens = self.tokens
-        return tokens[0].text.upper() if tokens else ""
+        kind = self._kind
+        if kind is None:
+            tokens = self.tokens
+            kind = tokens[0].text.upper() if tokens else ""
+            object.__setattr__(self, "_kind", kind)
+        return kind
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"ParsedStatement is read-only (cannot set {name})")
@@ -98,16 +104,16 @@ def split_parsed(sql: str) -> tuple[ParsedStatement, ...]:
     """The statements of a request (split as :func:`kalam_engine.sql.tokens.split_statements`
     does), reading the text once; a statement seen recently is the same object again."""
     check_length(sql)
-    texts = _SPLITS.get(sql)
-    if texts is None:
-        known = _STATEMENTS.get(sql)
-        texts = (sql,) if known is not None and _whole_statement(known) else None
-    if texts is not None:
-        recent = tuple(_STATEMENTS.get(text) for text in texts)
-        if all(stmt is not None and stmt._tokens is not None for stmt in recent):
-            return recent  # type: ignore[return-value]
-    pieces = tuple(_STATEMENTS.get_or_make(text, tokens) for text, tokens in split_pieces(sql))
-    _SPLITS.put(sql, tuple(stmt.text for stmt in pieces))
+    recent = _SPLITS.get(sql)
+    if recent is not None:
+        return recent
+    known = _STATEMENTS.get(sql)
+    if known is not None and _whole_statement(known):
+        pieces: tuple[ParsedStatement, ...] = (known,)
+    else:
+        pieces = tuple(_STATEMENTS.get_or_make(text, tokens)
+                       for text, tokens in split_pieces(sql))
+    _SPLITS.put(sql, pieces)
     return pieces
 
 
@@ -128,30 +134,21 @@ def as_parsed(sql: str | ParsedStatement) -> ParsedStatement:
     return _STATEMENTS.get_or_make(sql, None)
 
 
-def per_statement(maxsize: int) -> Callable[[Callable[[ParsedStatement], T]],
-                                            Callable[[ParsedStatement], T]]:
-    """Cache a function of a statement by the statement's text (``maxsize`` texts, the oldest
-    dropped first). Only the text and the result are kept, never the statement's tokens or
-    tree, which :data:`_STATEMENTS` alone keeps (and bounds)."""
+def per_statement(fn: Callable[[ParsedStatement], T]) -> Callable[[ParsedStatement], T]:
+    """Remember what ``fn`` finds for a statement on the statement itself (so it lives and
+    goes with the statement: a statement read recently is the same object again, see
+    :func:`as_parsed`). Errors are not remembered."""
 
-    def decorate(fn: Callable[[ParsedStatement], T]) -> Callable[[ParsedStatement], T]:
-        cache: dict[str, T] = {}
-
-        @functools.wraps(fn)
-        def cached(stmt: ParsedStatement) -> T:
-            value = cache.get(stmt.text, _UNPARSED)
-            if value is _UNPARSED:
-                value = fn(stmt)
-                if len(cache) >= maxsize:
-                    with contextlib.suppress(KeyError, RuntimeError, StopIteration):
-                        del cache[next(iter(cache))]  # another thread may be at it too
-                cache[stmt.text] = value
+    @functools.wraps(fn)
+    def remembered(stmt: ParsedStatement) -> T:
+        memo = stmt._memo
+        try:
+            return memo[remembered]
+        except KeyError:
+            value = memo[remembered] = fn(stmt)
             return value
 
-        cached.cache_clear = cache.clear  # type: ignore[attr-defined]
-        return cached
-
-    return decorate
+    return remembered
 
 
 class _Recent(Generic[T]):
@@ -166,11 +163,11 @@ class _Recent(Generic[T]):
         self._lock = threading.Lock()
 
     def get(self, text: str) -> T | None:
-        with self._lock:
-            hit = self._by_text.get(text)
-            if hit is not None:
+        hit = self._by_text.get(text)  # no lock: each OrderedDict call is atomic
+        if hit is not None:
+            with contextlib.suppress(KeyError):  # dropped by another thread meanwhile
                 self._by_text.move_to_end(text)
-            return hit
+        return hit
 
     def put(self, text: str, value: T) -> None:
         if len(text) > self._max_chars // 8:
@@ -198,6 +195,7 @@ class _Statements(_Recent[ParsedStatement]):
 
 
 # Statements keep their tokens and tree (about 165 bytes per character of text when both are
-# read), so the statements kept are bounded by their text's length: 256 Ki characters.
+# read), so the statements kept are bounded by their text's length: 256 Ki characters here,
+# and as many in the requests' splits (mostly the same statements).
 _STATEMENTS = _Statements(max_entries=4096, max_chars=1 << 18)
-_SPLITS: _Recent[tuple[str, ...]] = _Recent(max_entries=1024, max_chars=1 << 22)
+_SPLITS: _Recent[tuple[ParsedStatement, ...]] = _Recent(max_entries=1024, max_chars=1 << 18)

@@ -50,22 +50,24 @@ Statement = (st.QueryStatement | st.InsertStatement | st.UpdateStatement | st.De
 
 def parse_statement(sql: str | ParsedStatement) -> Statement:
     """Parse one statement into a (frozen) dataclass of :mod:`kalam_engine.sql.statements` (or
-    of the command modules beside it). A query (SELECT, WITH, EXPLAIN, ...) carries its
-    :class:`ParsedStatement` to the runner; the others are cached by text: notebooks and
+    of the command modules beside it); a query (SELECT, WITH, EXPLAIN, ...) carries its
+    :class:`ParsedStatement` on to the runner. Remembered per statement: notebooks and
     services repeat the same statements with new parameters."""
-    parsed = as_parsed(sql)
+    return _parse(as_parsed(sql))
+
+
+@per_statement
+def _parse(parsed: ParsedStatement) -> Statement:
     if parsed.kind in QUERY_WORDS:  # the first word as DataFusion reads it (comments skipped)
         return st.QueryStatement(parsed, parsed.kind)
-    if parsed.kind == "SHOW" and TokenCursor(parsed.text, parsed.tokens).peek_word(1) in \
-            ("COLUMNS", "ALL"):  # SHOW COLUMNS / SHOW ALL: DataFusion answers them
-        return st.QueryStatement(parsed, "SHOW")
-    return _parse_command(parsed)
-
-
-@per_statement(maxsize=1024)
-def _parse_command(parsed: ParsedStatement) -> Statement:
-    """A statement that is not a query, read from its tokens."""
     cur = TokenCursor(parsed.text, parsed.tokens)
+    if parsed.kind == "SHOW" and cur.peek_word(1) in ("COLUMNS", "ALL"):
+        return st.QueryStatement(parsed, "SHOW")  # DataFusion answers these
+    return _parse_command(cur)
+
+
+def _parse_command(cur: TokenCursor) -> Statement:
+    """A statement that is not a query, read from its tokens."""
     word = cur.peek_word()
     if word == "SHOW":
         return _parse_show(cur)
@@ -74,7 +76,7 @@ def _parse_command(parsed: ParsedStatement) -> Statement:
     parse = _PARSERS.get(word)
     if parse is None:
         raise InvalidSqlError(
-            f"Unsupported statement type: {parsed.text.strip()[:60]!r}",
+            f"Unsupported statement type: {cur.sql.strip()[:60]!r}",
             hint="see the README for the statements Kalam understands")
     return parse(cur)
 
