@@ -6,8 +6,11 @@ that looks at the statement: the classifier (:func:`kalam_engine.sql.parser.pars
 the parameter count, the default ORDER BY, the point-lookup and vector fast paths, the table
 prefetch, the JSON and vector rewrites and the magics' ``:name`` binding. The tokens come from
 the one tokenizer (:mod:`kalam_engine.sql.tokens`); the sqlglot tree is parsed on first use
-and kept. Equality and hashing go by the text (the tokens and the tree follow from it), so
-caches keyed by a ParsedStatement are caches per statement text.
+and kept, and so is what each :func:`per_statement` function found for the statement.
+
+The statements read recently are kept by text (bounded by the texts' total length, since a
+statement with its tokens and tree takes about 165 bytes per character), so a repeated
+statement is the same object and is not read again. Equality and hashing go by the text.
 """
 
 from __future__ import annotations
