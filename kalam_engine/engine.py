@@ -63,8 +63,8 @@ from kalam_engine.sql import storage_commands
 from kalam_engine.sql.limits import check_statement_shape
 from kalam_engine.sql.names import validate_name, validate_namespace, validate_user_id
 from kalam_engine.sql.params import bind_params, check_text
+from kalam_engine.sql.parsed import ParsedStatement, split_parsed
 from kalam_engine.sql.parser import READ_ONLY_STATEMENTS, parse_statement
-from kalam_engine.sql.tokens import split_statements
 from kalam_engine.sql.user_commands import AlterUser, CreateUser, DropUser, ExecuteAsUser
 from kalam_engine.storage.catalog_file import catalog_error, open_catalog
 from kalam_engine.storage.data_dir import (
@@ -315,17 +315,17 @@ class Engine:
             raise InvalidParameterError(f"sql must be a string, not {type(sql).__name__}",
                                         hint="e.g. db.execute('SELECT 1')")
         check_text(sql)  # comments included, which the split leaves out
-        statements = split_statements(sql)
+        statements = split_parsed(sql)  # each statement read once, then handed down
         if not statements:
             raise InvalidParameterError("Empty SQL", hint="give at least one statement")
         param_list = bind_params(statements, params)
         result: Result | None = None
-        for text in statements:
+        for parsed in statements:
             ctx = self.context(user)
             started = time.perf_counter()
-            result = self._execute_one(text, ctx, param_list)
+            result = self._execute_one(parsed, ctx, param_list)
             result.took_ms = (time.perf_counter() - started) * 1000
-            result.statement = text
+            result.statement = parsed.text
         assert result is not None
         return result
 
@@ -349,10 +349,11 @@ class Engine:
             from_seq=from_seq, callback=callback, max_queue=max_queue,
             subscription_id=subscription_id, connection_id=connection_id)
 
-    def _execute_one(self, sql: str, ctx: ExecutionContext, params: list[Any] | None) -> Result:
-        check_statement_shape(sql)
+    def _execute_one(self, parsed: ParsedStatement, ctx: ExecutionContext,
+                     params: list[Any] | None) -> Result:
+        check_statement_shape(parsed.text)
         try:
-            return self.run_statement(parse_statement(sql), ctx, params)
+            return self.run_statement(parse_statement(parsed), ctx, params)
         except RecursionError:
             raise InvalidSqlError("The statement is nested too deeply to read",
                                   hint="flatten the expression, e.g. with a WITH clause") from None

@@ -1,10 +1,11 @@
 """SQL text handling for the magics: split a cell into statements, bind ``:name`` parameters.
 
-Both read the text through the engine's one tokenizer (:mod:`kalam_engine.sql.tokens`), so a
-cell splits exactly where the engine splits a request, and neither a ``;`` nor a ``:name``
-inside a string, a quoted identifier, a comment or a ``::`` cast is touched. Values are never
-spliced into the SQL: ``:name`` becomes ``$k`` and the value goes to the engine as parameter
-``k``.
+Both read the text through the engine's one tokenizer (:mod:`kalam_engine.sql.tokens`; the
+binding reads a statement's :class:`~kalam_engine.sql.parsed.ParsedStatement`, which the engine
+then reuses), so a cell splits exactly where the engine splits a request, and neither a ``;``
+nor a ``:name`` inside a string, a quoted identifier, a comment or a ``::`` cast is touched.
+Values are never spliced into the SQL: ``:name`` becomes ``$k`` and the value goes to the
+engine as parameter ``k``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from typing import Any
 from sqlglot.tokens import Token, TokenType
 
 from kalam_engine.model.errors import KalamError
-from kalam_engine.sql.tokens import QUOTED_TOKENS, split_statements, tokenize
+from kalam_engine.sql.parsed import ParsedStatement, as_parsed
+from kalam_engine.sql.tokens import QUOTED_TOKENS, split_statements
 
 __all__ = ["BoundStatement", "UnboundVariableError", "bind_parameters", "split_statements"]
 
@@ -43,7 +45,7 @@ def _is_word(tok: Token) -> bool:
     return tok.token_type not in QUOTED_TOKENS and _WORD.fullmatch(tok.text) is not None
 
 
-def bind_parameters(sql: str, namespace: Mapping[str, Any]) -> BoundStatement:
+def bind_parameters(sql: str | ParsedStatement, namespace: Mapping[str, Any]) -> BoundStatement:
     """Rewrite ``:name`` to ``$k`` and collect the values from ``namespace``.
 
     ``:name`` is a ``:`` token directly followed by a name token, with no name directly before
@@ -51,12 +53,13 @@ def bind_parameters(sql: str, namespace: Mapping[str, Any]) -> BoundStatement:
     cannot read is left as it is, for the engine to report. An unknown name raises
     UnboundVariableError.
     """
-    if ":" not in sql:
-        return BoundStatement(sql)
+    text = sql.text if isinstance(sql, ParsedStatement) else sql
+    if ":" not in text:
+        return BoundStatement(text)
     try:
-        tokens = tokenize(sql)
+        tokens = as_parsed(sql).tokens  # the engine reuses them when nothing is bound
     except KalamError:
-        return BoundStatement(sql)
+        return BoundStatement(text)
     out: list[str] = []
     params: list[Any] = []
     names: list[str] = []
@@ -67,7 +70,7 @@ def bind_parameters(sql: str, namespace: Mapping[str, Any]) -> BoundStatement:
                 or not _is_word(following)
                 or (i > 0 and tokens[i - 1].end + 1 == tok.start and _is_word(tokens[i - 1]))):
             continue
-        name = sql[following.start:following.end + 1]
+        name = text[following.start:following.end + 1]
         if name not in namespace:
             raise UnboundVariableError(
                 f"no notebook variable named {name!r} for :{name} "
@@ -79,10 +82,10 @@ def bind_parameters(sql: str, namespace: Mapping[str, Any]) -> BoundStatement:
             names.append(name)
             params.append(to_param(namespace[name]))
             k = len(names)
-        out.append(sql[last:tok.start])
+        out.append(text[last:tok.start])
         out.append(f"${k}")
         last = following.end + 1
-    out.append(sql[last:])
+    out.append(text[last:])
     return BoundStatement("".join(out), params, names)
 
 

@@ -22,10 +22,10 @@ def query(engine: Engine, stmt: st.QueryStatement, ctx: ExecutionContext,
     if first in _META_WORDS:
         require_admin(ctx, first)
     if first == "SELECT" and engine.fast_paths:
-        shape = point_lookup_shape(stmt.sql)
+        shape = point_lookup_shape(stmt.parsed)
         if shape is not None:
             rows = run_point_lookup(engine.runner.resolver, shape, ctx, params)
             if rows is not None:
                 return Result("query", table=rows, row_count=rows.num_rows)
-    table = engine.runner.run(ctx, stmt.sql, params, default_order=first == "SELECT")
+    table = engine.runner.run(ctx, stmt.parsed, params, default_order=first == "SELECT")
     return Result("query", table=table, row_count=table.num_rows)

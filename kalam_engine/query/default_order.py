@@ -1,72 +1,108 @@
 """KalamDB orders a single-table query by its primary key when the query has no ORDER BY.
 
-We decide that from the statement's top-level tokens and insert ``ORDER BY <pk>`` before any
-LIMIT/OFFSET. The caller plans the rewritten text and falls back to the original if DataFusion
-rejects it (aggregates, DISTINCT, ...), and caches the decision per statement text.
+The decision is made on the statement's sqlglot tree (:class:`ParsedStatement`, parsed once):
+a plain ``SELECT ... FROM [ns.]t [alias] [WHERE ...] [LIMIT/OFFSET/FETCH ...]`` with no
+aggregate in its select list gets ``ORDER BY "<pk>"``, written before its top-level
+LIMIT/OFFSET/FETCH (found in the statement's tokens). Anything else (joins, GROUP BY,
+DISTINCT, HAVING, set operations, an aggregate, a statement sqlglot cannot read) is planned as
+written. Which functions aggregate is asked of DataFusion itself (its function catalogue), so
+an aggregate sqlglot does not know still counts. The caller caches the result per namespace
+and statement text; nothing is planned twice.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
+from datafusion import SessionConfig, SessionContext
+from sqlglot import expressions as exp
 from sqlglot.tokens import TokenType
 
-from kalam_engine.model.errors import KalamError
-from kalam_engine.sql.tokens import tokenize
-
-_BLOCKERS = {"ORDER", "GROUP", "UNION", "INTERSECT", "EXCEPT", "DISTINCT", "HAVING", "JOIN",
-             "WINDOW", "INTO"}
-_AFTER_TABLE = {"WHERE", "LIMIT", "OFFSET", "AS"}
+from kalam_engine.sql.literals import plain_name
+from kalam_engine.sql.parsed import ParsedStatement
+from kalam_engine.sql.tokens import QUOTED_TOKENS
 
 PkResolver = Callable[[str | None, str], str | None]
 
+_ALLOWED_CLAUSES = {"expressions", "from", "from_", "where", "limit", "offset"}
+_ALLOWED_TABLE_PARTS = {"this", "db", "alias"}
+_TAIL_WORDS = {"LIMIT", "OFFSET", "FETCH"}
 
-def with_default_order(sql: str, primary_key_of: PkResolver) -> str | None:
-    """The statement with ``ORDER BY pk`` added, or None when it does not apply."""
-    try:
-        tokens = tokenize(sql)
-    except KalamError:
+
+def with_default_order(stmt: ParsedStatement, primary_key_of: PkResolver) -> str | None:
+    """The statement's text with ``ORDER BY pk`` added, or None when it does not apply."""
+    if stmt.kind != "SELECT":
         return None
-    if not tokens or tokens[0].token_type is not TokenType.SELECT:
+    table = _single_table(stmt.tree)
+    if table is None:
         return None
-    depth = 0
-    top: list[int] = []  # indexes of depth-0 tokens
-    for i, tok in enumerate(tokens):
-        if tok.token_type is TokenType.L_PAREN:
-            depth += 1
-            continue
-        if tok.token_type is TokenType.R_PAREN:
-            depth -= 1
-            continue
-        if depth == 0:
-            top.append(i)
-    words = [tokens[i].text.upper() if tokens[i].token_type is not TokenType.STRING else ""
-             for i in top]
-    if _BLOCKERS & set(words) or words.count("FROM") != 1:
-        return None
-    at = words.index("FROM")
-    rest = top[at + 1:]
-    if not rest or tokens[rest[0]].token_type not in (TokenType.VAR, TokenType.IDENTIFIER):
-        return None
-    # table reference: name or ns.name, directly after FROM (no subquery, no second table)
-    first = tokens[rest[0]]
-    namespace, name = None, first.text
-    k = 1
-    if len(rest) >= 3 and tokens[rest[1]].token_type is TokenType.DOT:
-        namespace, name = first.text, tokens[rest[2]].text
-        k = 3
-    from_clause = words[at + 1 + k:]
-    for stop in ("WHERE", "LIMIT", "OFFSET"):
-        if stop in from_clause:
-            from_clause = from_clause[:from_clause.index(stop)]
-    if "," in from_clause:  # a second table in the FROM clause
-        return None
-    pk = primary_key_of(namespace, name)
+    pk = primary_key_of(*table)
     if pk is None:
         return None
-    insert_at = len(sql.rstrip().rstrip(";"))
-    for idx, word in zip(top[at + 1:], words[at + 1:], strict=True):
-        if word in ("LIMIT", "OFFSET", "FETCH"):
-            insert_at = tokens[idx].start
-            break
-    return f'{sql[:insert_at].rstrip()} ORDER BY "{pk}" {sql[insert_at:]}'.rstrip()
+    sql = stmt.text
+    at = _tail_start(stmt)
+    if at is None:
+        at = len(sql.rstrip().rstrip(";"))
+    return f'{sql[:at].rstrip()} ORDER BY "{pk}" {sql[at:]}'.rstrip()
+
+
+def _single_table(tree: exp.Expression | None) -> tuple[str | None, str] | None:
+    """(namespace or None, table) of a plain one-table SELECT without aggregates, else None."""
+    if not isinstance(tree, exp.Select):
+        return None
+    if {k for k, v in tree.args.items() if v not in (None, [], False)} - _ALLOWED_CLAUSES:
+        return None
+    source = tree.args.get("from_") or tree.args.get("from")
+    table = source.this if source is not None else None
+    if not isinstance(table, exp.Table) or \
+            {k for k, v in table.args.items() if v} - _ALLOWED_TABLE_PARTS:
+        return None
+    name = plain_name(table.this)
+    db = table.args.get("db")
+    namespace = plain_name(db) if db is not None else None
+    if name is None or (db is not None and namespace is None):
+        return None
+    if any(_aggregates(item) for item in tree.expressions):
+        return None
+    return namespace, name
+
+
+def _aggregates(node: exp.Expression) -> bool:
+    """Whether ``node`` calls an aggregate function outside a window and a subquery."""
+    names = aggregate_names()
+    for inner in node.walk(prune=lambda n: isinstance(n, (exp.Window, exp.Subquery))):
+        if isinstance(inner, exp.AggFunc):
+            return True
+        if isinstance(inner, exp.Func) and _function_name(inner) in names:
+            return True
+    return False
+
+
+def _function_name(node: exp.Func) -> str:
+    if isinstance(node, exp.Anonymous):
+        return str(node.this).lower()
+    return node.sql_name().lower()
+
+
+@functools.cache
+def aggregate_names() -> frozenset[str]:
+    """The aggregate functions DataFusion knows, from its own catalogue."""
+    session = SessionContext(SessionConfig().with_information_schema(True))
+    rows = session.sql("SELECT DISTINCT routine_name FROM information_schema.routines "
+                       "WHERE function_type = 'AGGREGATE'").to_arrow_table()
+    return frozenset(str(name).lower() for name in rows.column(0).to_pylist())
+
+
+def _tail_start(stmt: ParsedStatement) -> int | None:
+    """Offset of the top-level LIMIT / OFFSET / FETCH clause, if the statement has one."""
+    depth = 0
+    for tok in stmt.tokens:
+        kind = tok.token_type
+        if kind in (TokenType.L_PAREN, TokenType.L_BRACKET):
+            depth += 1
+        elif kind in (TokenType.R_PAREN, TokenType.R_BRACKET):
+            depth -= 1
+        elif depth == 0 and kind not in QUOTED_TOKENS and tok.text.upper() in _TAIL_WORDS:
+            return tok.start
+    return None

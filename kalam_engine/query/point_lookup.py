@@ -10,7 +10,6 @@ as before.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -26,8 +25,8 @@ from kalam_engine.sql.literals import (
     literal_value,
     param_index,
     plain_name,
-    syntax_trees,
 )
+from kalam_engine.sql.parsed import ParsedStatement, as_parsed, per_statement
 
 if TYPE_CHECKING:
     from kalam_engine.providers.core import BaseTableProvider
@@ -68,18 +67,21 @@ def _value(node: exp.Expression) -> tuple[Any, int | None] | None:
     return value, None
 
 
-@functools.lru_cache(maxsize=1024)
-def point_lookup_shape(sql: str) -> PointLookup | None:
+def point_lookup_shape(sql: str | ParsedStatement) -> PointLookup | None:
     """The lookup ``sql`` asks for, or None when it is not exactly the fast path's shape."""
-    lowered = sql.lower()
+    return _shape(as_parsed(sql))
+
+
+@per_statement
+def _shape(stmt: ParsedStatement) -> PointLookup | None:
+    lowered = stmt.text.lower()
     if DELETED_COLUMN in lowered:
         return None  # naming _deleted shows tombstones: DataFusion's path handles that
     if "where" not in lowered:
         return None  # cheap refusal before parsing
-    trees = syntax_trees(sql)
-    if len(trees) != 1 or not isinstance(trees[0], exp.Select):
+    tree = stmt.tree
+    if not isinstance(tree, exp.Select):
         return None
-    tree = trees[0]
     if {k for k, v in tree.args.items() if v not in (None, [], False)} - _ALLOWED_ARGS:
         return None
     source = tree.args.get("from_") or tree.args.get("from")

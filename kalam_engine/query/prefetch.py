@@ -3,8 +3,8 @@
 DataFusion scans a ``pyarrow.dataset`` through Python callbacks, which costs about a
 millisecond per table even for a thousand rows; an Arrow MemTable costs a tenth of that. A
 MemTable cannot be built while DataFusion is planning (it needs DataFusion's runtime, which is
-busy), so the tables a statement names are found first (sqlglot, cached per statement text),
-each provider is asked for this request's rows, and the rows are wrapped as views. The catalog
+busy), so the tables a statement names are found first (in its sqlglot tree, parsed once), each
+provider is asked for this request's rows, and the rows are wrapped as views. The catalog
 adapter hands DataFusion these views; any table the prefetch missed is still served lazily
 through ``provider.scan``, and every failure is left to that lazy path, which reports it.
 """
@@ -22,19 +22,24 @@ from datafusion import SessionContext
 from datafusion.catalog import Table
 from sqlglot import exp
 
-from kalam_engine.sql.literals import plain_name, syntax_trees
+from kalam_engine.sql.literals import plain_name
+from kalam_engine.sql.parsed import ParsedStatement, as_parsed, per_statement
 
 CATALOG_NAME = "kalam"
 
 TableRef = tuple[str | None, str]  # (namespace or None for the request's own, table name)
 
 
-@functools.lru_cache(maxsize=1024)
-def table_references(sql: str) -> tuple[TableRef, ...]:
+def table_references(sql: str | ParsedStatement) -> tuple[TableRef, ...]:
     """The Kalam tables ``sql`` names (CTE names and table functions left out); empty when
     sqlglot cannot read the statement."""
+    return _references(as_parsed(sql))
+
+
+@per_statement
+def _references(stmt: ParsedStatement) -> tuple[TableRef, ...]:
     refs: dict[TableRef, None] = {}
-    for tree in syntax_trees(sql):
+    for tree in stmt.trees:
         ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
         for table in tree.find_all(exp.Table):
             name = plain_name(table.this)

@@ -31,7 +31,7 @@ from kalam_engine.query.vector_search import VectorIndexes, nearest_rows
 from kalam_engine.query.vector_text import wrap_vector_strings
 from kalam_engine.query.vectors import register_vector_functions
 from kalam_engine.sql.json_rewrite import rewrite_json
-from kalam_engine.sql.tokens import tokenize
+from kalam_engine.sql.parsed import ParsedStatement, as_parsed
 
 CATALOG_PREFIX = "kalam."
 _TABLE_NOT_FOUND = re.compile(r"table '([^']+)' not found", re.IGNORECASE)
@@ -45,13 +45,14 @@ READ_ONLY = SQLOptions().with_allow_ddl(False).with_allow_dml(False) \
 _REFUSED_PLAN = re.compile(r"(DDL|DML|Statement) not supported: (\w+)")
 
 
-def _strip_identity_parens(sql: str) -> str:
+def _strip_identity_parens(stmt: ParsedStatement) -> str:
     """``CURRENT_USER()`` -> ``CURRENT_USER`` outside string literals (sqlparser wants no parens
     for CURRENT_USER)."""
+    sql = stmt.text
     if not _CURRENT_FN.search(sql):
         return sql
     out, last = [], 0
-    tokens = tokenize(sql)
+    tokens = stmt.tokens
     for i, tok in enumerate(tokens[:-2]):
         if tok.text.upper() == "CURRENT_USER" and tokens[i + 1].text == "(" \
                 and tokens[i + 2].text == ")":
@@ -59,6 +60,17 @@ def _strip_identity_parens(sql: str) -> str:
             last = tokens[i + 2].end + 1
     out.append(sql[last:])
     return "".join(out)
+
+
+def _rewritten(stmt: ParsedStatement) -> ParsedStatement:
+    """The statement as DataFusion is given it (before the default ORDER BY and the vector
+    arguments): ``CURRENT_USER()`` without parens, JSON operators as the engine's UDF calls.
+    The statement itself when neither applies (the common case: nothing is read again)."""
+    for rewrite in (_strip_identity_parens, rewrite_json):
+        text = rewrite(stmt)
+        if text != stmt.text:
+            stmt = as_parsed(text)
+    return stmt
 
 
 def _is_panic(exc: BaseException) -> bool:
@@ -70,7 +82,9 @@ def _is_panic(exc: BaseException) -> bool:
 
 class QueryRunner:
     """Plans and runs statements for the engine; keeps the default-ORDER-BY decisions cached
-    per (namespace, statement text) like KalamDB's plan cache."""
+    per (namespace, statement text) like KalamDB's plan cache. Each statement comes as a
+    :class:`ParsedStatement` (or its text), read once and shared by the fast paths, the
+    prefetch, the rewrites and the default ORDER BY."""
 
     def __init__(self, resolver: TableResolver, functions: IdFunctions,
                  plan_cache_size: int = 512, *, memory_limit: int | None = None,
@@ -96,27 +110,20 @@ class QueryRunner:
     def clear_plans(self) -> None:
         self._rewrites.clear()
 
-    def _plan(self, session: SessionContext, state: RequestState, sql: str,
+    def _plan(self, session: SessionContext, state: RequestState, stmt: ParsedStatement,
               params: list[Any] | None, default_order: bool) -> DataFrame:
-        ctx = state.ctx
-        sql = wrap_vector_strings(rewrite_json(_strip_identity_parens(sql)), params)
+        base = _rewritten(stmt)
+        ordered = self._ordered(state.ctx, base) if default_order else base
+        text = wrap_vector_strings(ordered, params)
         param_values = {str(i + 1): v for i, v in enumerate(params)} if params else None
-        text = self._ordered_text(ctx, sql) if default_order else sql
-        try:
-            return session.sql_with_options(text, READ_ONLY, param_values=param_values)
-        except Exception:
-            if text is sql:
-                raise
-            state.error = None
-            self._rewrites[(ctx.namespace, sql)] = sql
-            return session.sql_with_options(sql, READ_ONLY, param_values=param_values)
+        return session.sql_with_options(text, READ_ONLY, param_values=param_values)
 
-    def _prefetch(self, state: RequestState, sql: str) -> None:
-        """Read the tables ``sql`` names now, so DataFusion scans them as MemTables. A table
-        that cannot be read here is left to the lazy path, which reports why (as it did
+    def _prefetch(self, state: RequestState, stmt: ParsedStatement) -> None:
+        """Read the tables the statement names now, so DataFusion scans them as MemTables. A
+        table that cannot be read here is left to the lazy path, which reports why (as it did
         before prefetching)."""
         ctx = state.ctx
-        for namespace, name in table_references(sql):
+        for namespace, name in table_references(stmt):
             key = (namespace or ctx.namespace, name)
             if key in state.views:
                 continue
@@ -127,23 +134,25 @@ class QueryRunner:
                 continue
             state.views[key] = self._views.view(rows)
 
-    def run(self, ctx: ExecutionContext, sql: str, params: list[Any] | None = None,
-            *, default_order: bool = False, include_deleted: bool | None = None) -> pa.Table:
-        """Plan and run ``sql`` for ``ctx`` and return all its rows."""
+    def run(self, ctx: ExecutionContext, sql: str | ParsedStatement,
+            params: list[Any] | None = None, *, default_order: bool = False,
+            include_deleted: bool | None = None) -> pa.Table:
+        """Plan and run ``sql`` (one statement) for ``ctx`` and return all its rows."""
+        stmt = as_parsed(sql)
         if include_deleted is None:
-            include_deleted = "_deleted" in sql.lower()
+            include_deleted = "_deleted" in stmt.text.lower()
         timeout = StatementTimeout(self.statement_timeout)
         state = RequestState(self.resolver, ctx, include_deleted, Budget(self.memory_limit))
         nearest = None if include_deleted else nearest_rows(self.vectors, self.resolver, ctx,
-                                                            sql, params)
+                                                            stmt, params)
         if nearest is not None:
             state.views[nearest[0]] = self._views.view(nearest[1])
         if self.prefetch:
-            self._prefetch(state, sql)
+            self._prefetch(state, stmt)
         session, catalog = self._sessions.lend(state)
         reusable = True
         try:
-            frame = self._plan(session, state, sql, params, default_order)
+            frame = self._plan(session, state, stmt, params, default_order)
             return collect(frame, timeout, state.budget)
         except ResourceLimitError:  # stopped mid-statement: do not lend this session again
             reusable = False
@@ -165,16 +174,18 @@ class QueryRunner:
         finally:
             self._sessions.give_back(session, catalog, reusable=reusable)
 
-    def _ordered_text(self, ctx: ExecutionContext, sql: str) -> str:
-        key = (ctx.namespace, sql)
-        hit = self._rewrites.get(key)
-        if hit is not None:
-            return hit
-        rewritten = with_default_order(sql, lambda ns, name: self._pk_of(ctx, ns, name)) or sql
-        self._rewrites[key] = rewritten
-        if len(self._rewrites) > self._rewrite_cap:
-            self._rewrites.popitem(last=False)
-        return rewritten
+    def _ordered(self, ctx: ExecutionContext, stmt: ParsedStatement) -> ParsedStatement:
+        """The statement with KalamDB's default ORDER BY (see default_order.py), decided once
+        per (namespace, statement text)."""
+        key = (ctx.namespace, stmt.text)
+        text = self._rewrites.get(key)
+        if text is None:
+            text = with_default_order(stmt, lambda ns, name: self._pk_of(ctx, ns, name)) \
+                or stmt.text
+            self._rewrites[key] = text  # the text only: statements are kept in parsed.py
+            if len(self._rewrites) > self._rewrite_cap:
+                self._rewrites.popitem(last=False)
+        return stmt if text == stmt.text else as_parsed(text)
 
     def _pk_of(self, ctx: ExecutionContext, namespace: str | None, name: str) -> str | None:
         try:

@@ -35,8 +35,8 @@ from kalam_engine.model.context import ExecutionContext, TableId
 from kalam_engine.model.errors import KalamError
 from kalam_engine.query.session import TableResolver
 from kalam_engine.query.vectors import parse_vector
-from kalam_engine.sql.literals import param_index, plain_name, syntax_trees
-from kalam_engine.sql.tokens import tokenize
+from kalam_engine.sql.literals import param_index, plain_name
+from kalam_engine.sql.parsed import ParsedStatement, as_parsed, per_statement
 
 SLACK = 1e-4  # distance tolerance: the index (float32) and the function (float64 sums) differ
 _REFUSED = ("joins", "where", "group", "having", "distinct", "qualify", "windows", "laterals",
@@ -81,15 +81,18 @@ def _number(node: exp.Expression | None) -> int | None:
     return None
 
 
-@functools.lru_cache(maxsize=512)
-def top_k_request(sql: str) -> TopK | None:
+def top_k_request(sql: str | ParsedStatement) -> TopK | None:
     """The nearest-neighbour request ``sql`` is, or None."""
-    if "cosine_distance" not in sql.lower():
+    return _top_k(as_parsed(sql))
+
+
+@per_statement
+def _top_k(stmt: ParsedStatement) -> TopK | None:
+    if "cosine_distance" not in stmt.text.lower():
         return None
-    trees = syntax_trees(sql)
-    if len(trees) != 1 or not isinstance(trees[0], exp.Select):
+    tree = stmt.tree
+    if not isinstance(tree, exp.Select):
         return None
-    tree = trees[0]
     if any(tree.args.get(key) for key in _REFUSED):
         return None
     if sum(1 for _ in tree.find_all(exp.Select)) != 1 or any(
@@ -107,7 +110,7 @@ def top_k_request(sql: str) -> TopK | None:
     order = tree.args.get("order")
     if order is None or not order.expressions or order.expressions[0].args.get("desc"):
         return None
-    if any(tok.text.upper() == "NULLS" for tok in tokenize(sql)):
+    if any(tok.text.upper() == "NULLS" for tok in stmt.tokens):
         return None  # NULLS FIRST would put the rows without a distance first
     key = order.expressions[0].this
     if isinstance(key, exp.Column) and not key.table:  # an alias of the select list
@@ -220,7 +223,7 @@ class VectorIndexes:
 
 
 def nearest_rows(indexes: VectorIndexes, resolver: TableResolver, ctx: ExecutionContext,
-                 sql: str, params: Sequence[Any] | None
+                 sql: str | ParsedStatement, params: Sequence[Any] | None
                  ) -> tuple[tuple[str, str], pa.Table] | None:
     """((namespace, table), the rows to serve for it) when ``sql`` is a nearest-neighbour
     request on an indexed column of a table ``ctx`` may read; None otherwise (also on any

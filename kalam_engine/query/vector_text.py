@@ -3,33 +3,31 @@
 KalamDB writes a query vector as a string literal: ``COSINE_DISTANCE(embedding, '[1,0,0]')``.
 DataFusion cannot coerce a string to a float list, so an argument that is exactly one string
 literal, or one ``$n`` parameter bound to a str, is wrapped in ``kalam_vector(..)``, which
-parses it (a literal is folded to a constant once per statement). The call is found with the
-engine's one tokenizer, so strings, quoted names and comments are never rewritten.
+parses it (a literal is folded to a constant once per statement). The call is found in the
+statement's tokens (the engine's one tokenizer, read once per statement), so strings, quoted
+names and comments are never rewritten.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from typing import Any
 
-from sqlglot.tokens import TokenType
+from sqlglot.tokens import Token, TokenType
 
 from kalam_engine.model.errors import KalamError
-from kalam_engine.sql.tokens import tokenize
+from kalam_engine.sql.parsed import ParsedStatement, as_parsed, per_statement
 
 FUNCTION = "COSINE_DISTANCE"
 WRAPPER = "kalam_vector"
 
 
-@functools.lru_cache(maxsize=512)
-def _vector_arguments(sql: str) -> tuple[tuple[int, int, int | None], ...]:
+@per_statement
+def _vector_arguments(stmt: ParsedStatement) -> tuple[tuple[int, int, int | None], ...]:
     """(start, end, param index or None) of each COSINE_DISTANCE argument that is one string
     literal or one ``$n``, in text order."""
-    if FUNCTION.lower() not in sql.lower():
-        return ()
     try:
-        tokens = tokenize(sql)
+        tokens = stmt.tokens
     except KalamError:
         return ()
     found: list[tuple[int, int, int | None]] = []
@@ -55,7 +53,7 @@ def _vector_arguments(sql: str) -> tuple[tuple[int, int, int | None], ...]:
     return tuple(found)
 
 
-def _single_vector(tokens: list) -> tuple[int, int, int | None] | None:
+def _single_vector(tokens: Sequence[Token]) -> tuple[int, int, int | None] | None:
     if len(tokens) == 1 and tokens[0].token_type is TokenType.STRING:
         return tokens[0].start, tokens[0].end, None
     if (len(tokens) == 2 and tokens[0].token_type is TokenType.PARAMETER
@@ -65,9 +63,12 @@ def _single_vector(tokens: list) -> tuple[int, int, int | None] | None:
     return None
 
 
-def wrap_vector_strings(sql: str, params: Sequence[Any] | None) -> str:
-    """``sql`` with its string vector arguments wrapped in ``kalam_vector(..)``."""
-    arguments = _vector_arguments(sql)
+def wrap_vector_strings(stmt: str | ParsedStatement, params: Sequence[Any] | None) -> str:
+    """The statement's text with its string vector arguments wrapped in ``kalam_vector(..)``."""
+    sql = stmt.text if isinstance(stmt, ParsedStatement) else stmt
+    if FUNCTION.lower() not in sql.lower():
+        return sql
+    arguments = _vector_arguments(as_parsed(stmt))
     if not arguments:
         return sql
     out, last = [], 0

@@ -34,6 +34,9 @@ class ShowExport:
     pass
 
 
+BackupCommand = BackupDatabase | RestoreDatabase | ExportUserData | ShowExport
+
+
 def _path(cur: TokenCursor, usage: str) -> str:
     tok = cur.accept_type(TokenType.STRING)
     if tok is None:
@@ -42,7 +45,7 @@ def _path(cur: TokenCursor, usage: str) -> str:
     return tok.text
 
 
-def parse_backup_command(cur: TokenCursor) -> object:
+def parse_backup_command(cur: TokenCursor) -> BackupDatabase | RestoreDatabase | ExportUserData:
     """BACKUP DATABASE TO '..' | RESTORE DATABASE FROM '..' | EXPORT USER DATA."""
     word = cur.peek_word()
     if word == "BACKUP":

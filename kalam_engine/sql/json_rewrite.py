@@ -23,13 +23,12 @@ as written, and DataFusion reports it.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 
 from sqlglot.tokens import Token, TokenType
 
 from kalam_engine.model.errors import InvalidSqlError
-from kalam_engine.sql.tokens import tokenize
+from kalam_engine.sql.parsed import ParsedStatement, as_parsed, per_statement
 
 # Public name -> the engine's UDF (json, path).
 FUNCTIONS = {name: "kalam_" + name for name in (
@@ -164,9 +163,9 @@ def _call_node(first: _Node, last: _Node, call: _JsonCall) -> _Node:
 
 
 class _Reader:
-    def __init__(self, sql: str) -> None:
-        self.sql = sql
-        self.tokens = tokenize(sql)
+    def __init__(self, stmt: ParsedStatement) -> None:
+        self.sql = stmt.text
+        self.tokens = stmt.tokens
         self.pos = 0
         self.last_end = 0  # offset just after the previous token
 
@@ -383,17 +382,20 @@ def _named_columns(nodes: list[_Node], sql: str) -> list[_Node]:
     return nodes
 
 
-@functools.lru_cache(maxsize=1024)
-@functools.lru_cache(maxsize=1024)
-def rewrite_json(sql: str) -> str:
+def rewrite_json(sql: str | ParsedStatement) -> str:
     """``sql`` with its JSON operators and JSON function calls turned into the engine's UDF
     calls (the text itself when it has none, or cannot be read)."""
-    lowered = sql.lower()
-    if "->" not in sql and "?" not in sql and "json_" not in lowered:
-        return sql
-    reader = _Reader(sql)
+    text = sql.text if isinstance(sql, ParsedStatement) else sql
+    if "->" not in text and "?" not in text and "json_" not in text.lower():
+        return text
+    return _rewrite(as_parsed(sql))
+
+
+@per_statement
+def _rewrite(stmt: ParsedStatement) -> str:
+    reader = _Reader(stmt)
     try:
         nodes = reader.sequence(None, False)
     except _Unreadable:
-        return sql
-    return _join_all(nodes) + sql[reader.last_end:]
+        return stmt.text
+    return _join_all(nodes) + stmt.text[reader.last_end:]

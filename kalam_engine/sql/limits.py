@@ -130,18 +130,76 @@ def _skip_block_comment(sql: str, pos: int, nested: bool) -> int:
     return len(sql)
 
 
+class _Measure:
+    """The running measurement of one reading of a statement, token by token."""
+
+    __slots__ = ("depth", "operand_before", "operators", "stack", "terms", "tokens")
+
+    def __init__(self) -> None:
+        self.stack = [_Frame()]
+        self.depth = self.terms = self.operators = self.tokens = 0
+        self.operand_before = False  # whether the previous token ends an operand
+
+    def quoted(self) -> None:
+        """A string or quoted name: one operand."""
+        self.tokens += 1
+        self.operand_before = True
+
+    def token(self, text: str) -> None:
+        """One unquoted token (a word, number, parameter, operator or punctuation)."""
+        self.tokens += 1
+        top = self.stack[-1]
+        upper = text.upper() if text[0].isalpha() or text[0] == "_" else text
+        if text in _OPEN or upper == "CASE":
+            self.stack.append(_Frame(case=upper == "CASE"))
+            self.depth = max(self.depth, len(self.stack) - 1)
+            self.operand_before = False
+        elif (text in _CLOSE and len(self.stack) > 1 and not top.case) or \
+                (upper == "END" and top.case):
+            self.stack.pop()
+            self.stack[-1].segment += top.done + top.segment
+            self.terms = max(self.terms, self.stack[-1].segment)
+            self.operand_before = True
+        elif text == ".":
+            self.operand_before = False  # t.* is a name, not a product
+        elif text == "," or text == ";" or upper in _CLAUSE_WORDS:
+            self._end_expression(top, upper)
+        elif upper in _WORD_OPERATORS or (not text[0].isalnum() and text[0] not in "_$?"
+                                          and text not in _CLOSE):
+            if self.operand_before:  # binary; a prefix operator (-1, NOT x) adds nothing
+                top.segment += 1
+                self.operators += 1
+                self.terms = max(self.terms, top.segment)
+            self.operand_before = False
+        else:
+            self.operand_before = True
+
+    def _end_expression(self, top: _Frame, upper: str) -> None:
+        top.done += top.segment
+        top.segment = 0
+        self.operand_before = False
+        if upper in _SET_OPERATIONS:  # a chain of them nests like a chain of operators
+            top.set_operations += 1
+            self.operators += 1
+            self.terms = max(self.terms, top.set_operations)
+
+    def over(self, limits: ShapeLimits) -> bool:
+        return (self.depth > limits.max_depth or self.terms > limits.max_terms
+                or self.operators > limits.max_operators or self.tokens > limits.max_tokens)
+
+    def shape(self) -> StatementShape:
+        return StatementShape(self.depth, self.terms, self.operators, self.tokens)
+
+
 def _measure_one(sql: str, backslash: bool, nested: bool, limits: ShapeLimits
                  ) -> StatementShape:
-    stack = [_Frame()]
-    depth = terms = operators = tokens = 0
-    operand_before = False  # whether the previous token ends an operand (a binary op may follow)
+    measure = _Measure()
     pos, n = 0, len(sql)
     while pos < n:
         ch = sql[pos]
         if ch == "'" or ch == '"' or ch == "`":
             pos = _skip_string(sql, pos, ch, backslash and ch == "'")
-            tokens += 1
-            operand_before = True
+            measure.quoted()
             continue
         if ch == "-" and sql.startswith("--", pos):
             end = sql.find("\n", pos)
@@ -152,46 +210,13 @@ def _measure_one(sql: str, backslash: bool, nested: bool, limits: ShapeLimits
             continue
         match = _SIMPLE.match(sql, pos)
         assert match is not None  # the pattern ends with "." (any character)
-        text = match.group(0)
         pos = match.end()
-        if text[0].isspace():
+        if match.group(0)[0].isspace():
             continue
-        tokens += 1
-        top = stack[-1]
-        upper = text.upper() if text[0].isalpha() or text[0] == "_" else text
-        if text in _OPEN or upper == "CASE":
-            stack.append(_Frame(case=upper == "CASE"))
-            depth = max(depth, len(stack) - 1)
-            operand_before = False
-        elif (text in _CLOSE and len(stack) > 1 and not top.case) or \
-                (upper == "END" and top.case):
-            stack.pop()
-            stack[-1].segment += top.done + top.segment
-            terms = max(terms, stack[-1].segment)
-            operand_before = True
-        elif text == ".":
-            operand_before = False  # t.* is a name, not a product
-        elif text == "," or text == ";" or upper in _CLAUSE_WORDS:
-            top.done += top.segment
-            top.segment = 0
-            operand_before = False
-            if upper in _SET_OPERATIONS:  # a chain of them nests like a chain of operators
-                top.set_operations += 1
-                operators += 1
-                terms = max(terms, top.set_operations)
-        elif upper in _WORD_OPERATORS or (not text[0].isalnum() and text[0] not in "_$?"
-                                          and text not in _CLOSE):
-            if operand_before:  # binary; a prefix operator (-1, NOT x) adds nothing to plan
-                top.segment += 1
-                operators += 1
-                terms = max(terms, top.segment)
-            operand_before = False
-        else:
-            operand_before = True
-        if (depth > limits.max_depth or terms > limits.max_terms
-                or operators > limits.max_operators or tokens > limits.max_tokens):
+        measure.token(match.group(0))
+        if measure.over(limits):
             break  # over a limit already: the rest cannot make it acceptable
-    return StatementShape(depth, terms, operators, tokens)
+    return measure.shape()
 
 
 @functools.lru_cache(maxsize=1024)

@@ -1,6 +1,6 @@
-"""Statements as sqlglot reads them, for the fast paths: the parse (cached per text, shared by
-the point-lookup check and the table prefetch), and names, plain literals and ``$n``
-parameters read as DataFusion reads them.
+"""Statements as sqlglot reads them, for the fast paths: names, plain literals and ``$n``
+parameters read as DataFusion reads them (the trees come from
+:class:`~kalam_engine.sql.parsed.ParsedStatement`, parsed once per statement).
 
 The fast paths (point lookups, literal INSERT values, table prefetch) only take statements whose
 parts are this simple; anything else is left to DataFusion.
@@ -8,13 +8,12 @@ parts are this simple; anything else is left to DataFusion.
 
 from __future__ import annotations
 
-import functools
 import re
 from typing import Any
 
-import sqlglot
 from sqlglot import expressions as exp
-from sqlglot.errors import SqlglotError
+
+from kalam_engine.sql.parsed import as_parsed
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _PARAM = re.compile(r"^\$([1-9]\d*)$")
@@ -22,14 +21,12 @@ _INTEGER = re.compile(r"^\d+$")
 _DECIMAL = re.compile(r"^(\d+\.\d*|\.\d+)$")
 
 
-@functools.lru_cache(maxsize=256)
 def syntax_trees(sql: str) -> tuple[exp.Expression, ...]:
     """The statements of ``sql`` as sqlglot trees (shared: read them, never change them);
-    empty when sqlglot cannot read the text (or recurses too deep on it)."""
-    try:
-        return tuple(tree for tree in sqlglot.parse(sql) if tree is not None)
-    except (SqlglotError, RecursionError):  # too deep for sqlglot: DataFusion decides
-        return ()
+    empty when sqlglot cannot read the text (or recurses too deep on it). For a text that is
+    not a statement of its own (an INSERT's VALUES list); a statement's tree is its
+    :attr:`ParsedStatement.trees <kalam_engine.sql.parsed.ParsedStatement.trees>`."""
+    return as_parsed(sql).trees
 
 
 class NotALiteral(ValueError):

@@ -14,7 +14,6 @@ must be valid Unicode (UTF-8 encodable).
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import itertools
 from collections.abc import Sequence
 from typing import Any
@@ -23,19 +22,23 @@ import pyarrow as pa
 from sqlglot.tokens import TokenType
 
 from kalam_engine.model.errors import InvalidParameterError, InvalidSqlError
-from kalam_engine.sql.tokens import tokenize
+from kalam_engine.sql.parsed import ParsedStatement, as_parsed, per_statement
 
 
-@functools.lru_cache(maxsize=1024)
-def placeholders_used(sql: str) -> int:
+def placeholders_used(sql: str | ParsedStatement) -> int:
     """The highest ``$n`` of ``sql`` (0 when it has none): the tokenizer reads ``$n`` as a
     PARAMETER token followed by its number (``$$..$$`` strings and quoted text are tokens of
     their own, so a ``$`` inside them never counts)."""
-    if "$" not in sql:
+    text = sql.text if isinstance(sql, ParsedStatement) else sql
+    if "$" not in text:
         return 0
+    return _highest_placeholder(as_parsed(sql))
+
+
+@per_statement
+def _highest_placeholder(stmt: ParsedStatement) -> int:
     highest = 0
-    tokens = tokenize(sql)
-    for tok, following in itertools.pairwise(tokens):
+    for tok, following in itertools.pairwise(stmt.tokens):
         if (tok.token_type is TokenType.PARAMETER and following.token_type is TokenType.NUMBER
                 and following.start == tok.end + 1 and following.text.isdigit()):
             highest = max(highest, int(following.text))
@@ -82,10 +85,10 @@ def _checked(index: int, value: Any) -> Any:
                  "or lists of one type") from None
 
 
-def bind_params(statements: Sequence[str], params: Any) -> list[Any] | None:
+def bind_params(statements: Sequence[str | ParsedStatement], params: Any) -> list[Any] | None:
     """``params`` as a list, after checking them against ``statements`` (and the texts)."""
     for sql in statements:
-        check_text(sql)
+        check_text(sql.text if isinstance(sql, ParsedStatement) else sql)
     if params is not None and (isinstance(params, (str, bytes, bytearray, dict))
                                or not isinstance(params, (list, tuple))):
         raise InvalidParameterError(

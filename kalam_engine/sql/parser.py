@@ -6,12 +6,11 @@ expressions DataFusion evaluates.
 
 from __future__ import annotations
 
-import functools
 import re
+from collections.abc import Callable
 
 from sqlglot.tokens import TokenType
 
-from kalam_engine.live.sql import parse_subscribe
 from kalam_engine.model.definitions import DEFAULT_FUNCTIONS, ColumnDefault
 from kalam_engine.model.errors import (
     InvalidParameterError,
@@ -21,7 +20,12 @@ from kalam_engine.model.errors import (
 )
 from kalam_engine.sql import backup_commands, storage_commands, user_commands
 from kalam_engine.sql import statements as st
-from kalam_engine.sql.tokens import TokenCursor, tokenize
+from kalam_engine.sql.backup_commands import BackupCommand
+from kalam_engine.sql.parsed import ParsedStatement, as_parsed, per_statement
+from kalam_engine.sql.storage_commands import StorageCommand
+from kalam_engine.sql.subscribe import SubscribeStatement, parse_subscribe
+from kalam_engine.sql.tokens import TokenCursor
+from kalam_engine.sql.user_commands import UserCommand
 from kalam_engine.sql.vector_index import is_index_action, parse_index_action
 
 QUERY_WORDS = {"SELECT", "WITH", "VALUES", "(", "EXPLAIN", "TABLE"}
@@ -35,51 +39,49 @@ READ_ONLY_STATEMENTS = (st.QueryStatement, st.ShowNamespaces, st.ShowTables, st.
                         storage_commands.ShowStorages)
 
 
-@functools.lru_cache(maxsize=1024)
-def parse_statement(sql: str) -> object:
-    """Parse one statement into a (frozen) dataclass of :mod:`kalam_engine.sql.statements`.
+# Every statement parse_statement returns.
+Statement = (st.QueryStatement | st.InsertStatement | st.UpdateStatement | st.DeleteStatement
+             | st.CreateNamespace | st.DropNamespace | st.AlterNamespace | st.UseNamespace
+             | st.ShowNamespaces | st.CreateTable | st.DropTable | st.AlterTable | st.ShowTables
+             | st.DescribeTable | st.ShowStats | st.StorageFlush | st.StorageCompact
+             | st.TransactionStatement | UserCommand | StorageCommand | BackupCommand
+             | SubscribeStatement)
 
-    Cached by text: notebooks and services repeat the same statements with new parameters."""
-    tokens = tokenize(sql)  # the first word as DataFusion reads it: after comments, nested too
-    first = tokens[0].text.upper() if tokens else ""
-    if first in QUERY_WORDS:
-        return st.QueryStatement(sql, first)
-    cur = TokenCursor(sql, tokens)
+
+def parse_statement(sql: str | ParsedStatement) -> Statement:
+    """Parse one statement into a (frozen) dataclass of :mod:`kalam_engine.sql.statements` (or
+    of the command modules beside it); a query (SELECT, WITH, EXPLAIN, ...) carries its
+    :class:`ParsedStatement` on to the runner. Remembered per statement: notebooks and
+    services repeat the same statements with new parameters."""
+    return _parse(as_parsed(sql))
+
+
+@per_statement
+def _parse(parsed: ParsedStatement) -> Statement:
+    if parsed.kind in QUERY_WORDS:  # the first word as DataFusion reads it (comments skipped)
+        return st.QueryStatement(parsed, parsed.kind)
+    cur = TokenCursor(parsed.text, parsed.tokens)
+    if parsed.kind == "SHOW" and cur.peek_word(1) in ("COLUMNS", "ALL"):
+        return st.QueryStatement(parsed, "SHOW")  # DataFusion answers these
+    return _parse_command(cur)
+
+
+def _parse_command(cur: TokenCursor) -> Statement:
+    """A statement that is not a query, read from its tokens."""
     word = cur.peek_word()
-    if word == "INSERT":
-        return _parse_insert(cur)
-    if word == "UPDATE":
-        return _parse_update(cur)
-    if word == "DELETE":
-        return _parse_delete(cur)
-    if word == "CREATE":
-        return _parse_create(cur)
-    if word == "DROP":
-        return _parse_drop(cur)
-    if word == "ALTER":
-        return _parse_alter(cur)
-    if word in ("USE", "SET"):
-        return _parse_use(cur)
     if word == "SHOW":
         return _parse_show(cur)
-    if word in ("DESCRIBE", "DESC"):
-        return _parse_describe(cur)
-    if word == "STORAGE":
-        return _parse_storage(cur)
-    if word == "EXECUTE":
-        return user_commands.parse_execute_as(cur)
-    if word == "SUBSCRIBE":
-        return parse_subscribe(cur)
     if word in ("BEGIN", "START", "COMMIT", "ROLLBACK", "END"):
         return st.TransactionStatement(word)
-    if word in ("BACKUP", "RESTORE", "EXPORT"):
-        return backup_commands.parse_backup_command(cur)
-    raise InvalidSqlError(
-        f"Unsupported statement type: {sql.strip()[:60]!r}",
-        hint="see the README for the statements Kalam understands")
+    parse = _PARSERS.get(word)
+    if parse is None:
+        raise InvalidSqlError(
+            f"Unsupported statement type: {cur.sql.strip()[:60]!r}",
+            hint="see the README for the statements Kalam understands")
+    return parse(cur)
 
 
-def is_read_only(sql: str) -> bool:
+def is_read_only(sql: str | ParsedStatement) -> bool:
     """Whether the statement ``sql`` only reads (a query, SHOW, DESCRIBE, EXPLAIN); False for
     anything else, and for text that does not parse (running it reports why)."""
     try:
@@ -221,7 +223,7 @@ def _options(cur: TokenCursor) -> dict[str, str]:
 
 
 # --- CREATE / DROP / ALTER
-def _parse_create(cur: TokenCursor) -> object:
+def _parse_create(cur: TokenCursor) -> Statement:
     cur.expect("CREATE")
     if cur.accept("NAMESPACE"):
         ine = _if_not_exists(cur)
@@ -281,7 +283,7 @@ def _parse_create_table(cur: TokenCursor, prefix: str | None) -> st.CreateTable:
     return st.CreateTable(table, prefix, ine, tuple(columns), table_pk, options)
 
 
-def _parse_drop(cur: TokenCursor) -> object:
+def _parse_drop(cur: TokenCursor) -> Statement:
     cur.expect("DROP")
     if cur.accept("NAMESPACE"):
         ie = _if_exists(cur)
@@ -308,7 +310,7 @@ def _parse_drop(cur: TokenCursor) -> object:
                           hint="DROP NAMESPACE or DROP TABLE")
 
 
-def _parse_alter(cur: TokenCursor) -> object:
+def _parse_alter(cur: TokenCursor) -> Statement:
     cur.expect("ALTER")
     if cur.accept("NAMESPACE"):
         name = cur.word("a namespace name")
@@ -323,51 +325,7 @@ def _parse_alter(cur: TokenCursor) -> object:
                                hint="DROP STORAGE and CREATE STORAGE again (no table may use it)")
     cur.expect("TABLE")
     table = _table_ref(cur)
-    action: st.AlterAction
-    if cur.accept("ADD"):
-        cur.accept("COLUMN")
-        action = st.AddColumn(_column_spec(cur))
-    elif cur.is_words("CREATE") or is_index_action(cur, after_drop=True):
-        action = parse_index_action(cur, create=cur.next().text.upper() == "CREATE")
-    elif cur.accept("DROP"):
-        cur.accept("COLUMN")
-        action = st.DropColumn(cur.word("a column name"))
-    elif cur.accept("MODIFY"):
-        cur.accept("COLUMN")
-        action = st.ModifyColumn(_column_spec(cur))
-    elif cur.accept("RENAME"):
-        cur.accept("COLUMN")
-        old = cur.word("a column name")
-        cur.expect("TO")
-        action = st.RenameColumn(old, cur.word("a column name"))
-    elif cur.accept("ALTER"):
-        cur.accept("COLUMN")
-        name = cur.word("a column name")
-        if cur.accept("SET", "NOT", "NULL"):
-            action = st.SetNullability(name, False)
-        elif cur.accept("DROP", "NOT", "NULL"):
-            action = st.SetNullability(name, True)
-        elif cur.accept("SET", "DEFAULT"):
-            start = cur.pos
-            action = st.SetColumnDefault(name, _default(cur, start, len(cur.tokens)))
-            cur.pos = len(cur.tokens)
-        elif cur.accept("DROP", "DEFAULT"):
-            action = st.SetColumnDefault(name, None)
-        else:
-            raise InvalidSqlError("ALTER COLUMN needs SET/DROP NOT NULL or SET/DROP DEFAULT")
-    elif cur.accept("SET", "TBLPROPERTIES"):
-        opts = _options(cur)
-        if set(opts) != {"ACCESS_LEVEL"}:
-            raise InvalidParameterError(
-                f"Unknown table property {', '.join(sorted(set(opts) - {'ACCESS_LEVEL'}))}",
-                hint="only ACCESS_LEVEL can be set")
-        action = st.SetAccessLevel(opts["ACCESS_LEVEL"])
-    elif cur.accept("SET", "ACCESS", "LEVEL"):
-        action = st.SetAccessLevel(cur.string_or_word("an access level"))
-    else:
-        raise InvalidSqlError(
-            "ALTER TABLE needs one of ADD COLUMN, DROP COLUMN, MODIFY COLUMN, ALTER COLUMN, "
-            "RENAME COLUMN, SET ACCESS LEVEL")
+    action = _alter_table_action(cur)
     if cur.is_words("FIRST") or cur.is_words("AFTER"):
         raise UnsupportedError("FIRST/AFTER column positions are not supported")
     if cur.is_words("CASCADE") or cur.is_words("RESTRICT"):
@@ -376,8 +334,59 @@ def _parse_alter(cur: TokenCursor) -> object:
     return st.AlterTable(table, action)
 
 
+def _alter_table_action(cur: TokenCursor) -> st.AlterAction:
+    """What ``ALTER TABLE t ...`` does (the cursor is after the table's name)."""
+    if cur.accept("ADD"):
+        cur.accept("COLUMN")
+        return st.AddColumn(_column_spec(cur))
+    if cur.is_words("CREATE") or is_index_action(cur, after_drop=True):
+        return parse_index_action(cur, create=cur.next().text.upper() == "CREATE")
+    if cur.accept("DROP"):
+        cur.accept("COLUMN")
+        return st.DropColumn(cur.word("a column name"))
+    if cur.accept("MODIFY"):
+        cur.accept("COLUMN")
+        return st.ModifyColumn(_column_spec(cur))
+    if cur.accept("RENAME"):
+        cur.accept("COLUMN")
+        old = cur.word("a column name")
+        cur.expect("TO")
+        return st.RenameColumn(old, cur.word("a column name"))
+    if cur.accept("ALTER"):
+        cur.accept("COLUMN")
+        return _alter_column(cur, cur.word("a column name"))
+    if cur.accept("SET", "TBLPROPERTIES"):
+        opts = _options(cur)
+        if set(opts) != {"ACCESS_LEVEL"}:
+            raise InvalidParameterError(
+                f"Unknown table property {', '.join(sorted(set(opts) - {'ACCESS_LEVEL'}))}",
+                hint="only ACCESS_LEVEL can be set")
+        return st.SetAccessLevel(opts["ACCESS_LEVEL"])
+    if cur.accept("SET", "ACCESS", "LEVEL"):
+        return st.SetAccessLevel(cur.string_or_word("an access level"))
+    raise InvalidSqlError(
+        "ALTER TABLE needs one of ADD COLUMN, DROP COLUMN, MODIFY COLUMN, ALTER COLUMN, "
+        "RENAME COLUMN, SET ACCESS LEVEL")
+
+
+def _alter_column(cur: TokenCursor, name: str) -> st.AlterAction:
+    """``ALTER COLUMN name SET/DROP NOT NULL`` or ``SET/DROP DEFAULT``."""
+    if cur.accept("SET", "NOT", "NULL"):
+        return st.SetNullability(name, False)
+    if cur.accept("DROP", "NOT", "NULL"):
+        return st.SetNullability(name, True)
+    if cur.accept("SET", "DEFAULT"):
+        start = cur.pos
+        action = st.SetColumnDefault(name, _default(cur, start, len(cur.tokens)))
+        cur.pos = len(cur.tokens)
+        return action
+    if cur.accept("DROP", "DEFAULT"):
+        return st.SetColumnDefault(name, None)
+    raise InvalidSqlError("ALTER COLUMN needs SET/DROP NOT NULL or SET/DROP DEFAULT")
+
+
 # --- USE / SHOW / DESCRIBE / STORAGE
-def _parse_use(cur: TokenCursor) -> object:
+def _parse_use(cur: TokenCursor) -> Statement:
     if cur.accept("SET"):
         if not cur.accept("NAMESPACE"):
             raise UnsupportedError("SET is only supported as SET NAMESPACE <name>")
@@ -389,7 +398,7 @@ def _parse_use(cur: TokenCursor) -> object:
     return st.UseNamespace(name)
 
 
-def _parse_show(cur: TokenCursor) -> object:
+def _parse_show(cur: TokenCursor) -> Statement:
     cur.expect("SHOW")
     if cur.accept("NAMESPACES"):
         cur.expect_end()
@@ -407,15 +416,13 @@ def _parse_show(cur: TokenCursor) -> object:
         return st.ShowStats(table)
     if cur.is_words("STORAGES"):
         return storage_commands.parse_show_storages(cur)
-    if cur.is_words("COLUMNS") or cur.is_words("ALL"):
-        return st.QueryStatement(cur.sql, "SHOW")
     if cur.is_words("EXPORT") or cur.is_words("EXPORTS"):
         return backup_commands.parse_show_export(cur)
     raise InvalidSqlError(f"Unsupported SHOW statement: {cur.sql[:60]!r}",
                           hint="SHOW NAMESPACES, SHOW TABLES [IN ns], SHOW STATS FOR TABLE t")
 
 
-def _parse_describe(cur: TokenCursor) -> object:
+def _parse_describe(cur: TokenCursor) -> Statement:
     cur.next()
     cur.accept("TABLE")  # DESCRIBE [TABLE] t: open to every role (section 3)
     table = _table_ref(cur)
@@ -424,7 +431,7 @@ def _parse_describe(cur: TokenCursor) -> object:
     return st.DescribeTable(table, history)
 
 
-def _parse_storage(cur: TokenCursor) -> object:
+def _parse_storage(cur: TokenCursor) -> Statement:
     cur.expect("STORAGE")
     if cur.is_words("CHECK"):
         return storage_commands.parse_storage_check(cur)
@@ -539,3 +546,14 @@ def _where_expression(cur: TokenCursor, verb: str) -> str:
     if not where:
         raise InvalidSqlError(f"{verb} requires a WHERE clause")
     return f"({where})"
+
+
+_PARSERS: dict[str, Callable[[TokenCursor], Statement]] = {
+    "INSERT": _parse_insert, "UPDATE": _parse_update, "DELETE": _parse_delete,
+    "CREATE": _parse_create, "DROP": _parse_drop, "ALTER": _parse_alter, "USE": _parse_use,
+    "SET": _parse_use, "DESCRIBE": _parse_describe, "DESC": _parse_describe,
+    "STORAGE": _parse_storage, "EXECUTE": user_commands.parse_execute_as,
+    "SUBSCRIBE": parse_subscribe, "BACKUP": backup_commands.parse_backup_command,
+    "RESTORE": backup_commands.parse_backup_command,
+    "EXPORT": backup_commands.parse_backup_command,
+}

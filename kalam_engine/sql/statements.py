@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from kalam_engine.model.definitions import ColumnDefault
+from kalam_engine.sql.parsed import ParsedStatement
 from kalam_engine.sql.vector_index import CreateVectorIndex, DropVectorIndex
 
 
@@ -171,8 +172,12 @@ class DeleteStatement:
 class QueryStatement:
     """SELECT / WITH / VALUES / EXPLAIN and other statements DataFusion runs itself."""
 
-    sql: str
+    parsed: ParsedStatement  # the statement as read once (its tokens and sqlglot tree)
     verb: str  # the first word, comments skipped: SELECT, WITH, EXPLAIN, SHOW, ...
+
+    @property
+    def sql(self) -> str:
+        return self.parsed.text
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,6 +52,9 @@ class StorageCheck:
     extended: bool = False
 
 
+StorageCommand = CreateStorage | DropStorage | ShowStorages | StorageCheck
+
+
 def validate_storage_id(text: str) -> str:
     if not STORAGE_ID.fullmatch(text) or len(text) > MAX_STORAGE_ID or not text.isascii():
         raise InvalidParameterError(

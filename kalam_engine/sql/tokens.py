@@ -9,8 +9,8 @@ seen the same way everywhere, and the same way DataFusion's parser (sqlparser-rs
 
 from __future__ import annotations
 
-import functools
 import re
+from collections.abc import Sequence
 
 from sqlglot.dialects.postgres import Postgres
 from sqlglot.errors import TokenError
@@ -66,33 +66,47 @@ def check_length(sql: str) -> None:
 def split_statements(sql: str) -> list[str]:
     """Split a request into statements at ``;`` outside brackets, strings and comments. A piece
     runs from just after the previous ``;`` (its leading comments kept) to its last token;
-    pieces with no token are dropped. The engine and the magics both split with this."""
-    check_length(sql)
-    return list(_split(sql))
+    pieces with no token are dropped. The engine, the server and the magics all split with
+    this (:func:`kalam_engine.sql.parsed.split_parsed`, which keeps each statement's tokens
+    for whoever reads that statement next)."""
+    from kalam_engine.sql.parsed import split_parsed  # parsed.py builds on this module
+
+    return [stmt.text for stmt in split_parsed(sql)]
 
 
-@functools.lru_cache(maxsize=1024)
-def _split(sql: str) -> tuple[str, ...]:
-    """The split of ``sql``, cached by text: notebooks and services repeat their statements."""
-    statements: list[str] = []
+def split_pieces(sql: str) -> tuple[tuple[str, tuple[Token, ...]], ...]:
+    """The statements of ``sql`` with their tokens (offsets into the statement's own text): the
+    one splitter. The text is read once."""
+    tokens = tokenize(sql)
+    pieces: list[tuple[str, tuple[Token, ...]]] = []
+    first = 0  # index of the current piece's first token
     start = 0  # just after the previous top-level ';'
-    end: int | None = None  # last token's end in the current piece
     depth = 0
-    for tok in tokenize(sql):
+    for i, tok in enumerate(tokens):
         kind = tok.token_type
         if kind is TokenType.SEMICOLON and depth == 0:
-            if end is not None:
-                statements.append(sql[start:end + 1].strip())
-            start, end = tok.end + 1, None
-            continue
-        if kind in (TokenType.L_PAREN, TokenType.L_BRACKET):
+            if i > first:
+                pieces.append(_piece(sql, start, tokens[first:i]))
+            start, first = tok.end + 1, i + 1
+        elif kind in (TokenType.L_PAREN, TokenType.L_BRACKET):
             depth += 1
         elif kind in (TokenType.R_PAREN, TokenType.R_BRACKET):
             depth = max(0, depth - 1)
-        end = tok.end
-    if end is not None:
-        statements.append(sql[start:end + 1].strip())
-    return tuple(statements)
+    if len(tokens) > first:
+        pieces.append(_piece(sql, start, tokens[first:]))
+    return tuple(pieces)
+
+
+def _piece(sql: str, start: int, tokens: list[Token]) -> tuple[str, tuple[Token, ...]]:
+    """One statement's text (from ``start`` to its last token, stripped) and its tokens moved
+    to offsets into that text."""
+    raw = sql[start:tokens[-1].end + 1]
+    text = raw.strip()
+    offset = start + len(raw) - len(raw.lstrip())
+    if offset == 0:
+        return text, tuple(tokens)
+    return text, tuple(Token(t.token_type, t.text, t.line, t.col, t.start - offset,
+                             t.end - offset, t.comments) for t in tokens)
 
 
 def _token_start(sql: str, tok: Token) -> int:
@@ -106,9 +120,9 @@ WORD_TYPES = {TokenType.VAR, TokenType.IDENTIFIER}
 class TokenCursor:
     """Reads one statement's tokens front to back."""
 
-    def __init__(self, sql: str, tokens: list[Token] | None = None) -> None:
+    def __init__(self, sql: str, tokens: Sequence[Token] | None = None) -> None:
         self.sql = sql
-        self.tokens = tokens if tokens is not None else tokenize(sql)
+        self.tokens: Sequence[Token] = tokens if tokens is not None else tokenize(sql)
         self.pos = 0
 
     # --- looking

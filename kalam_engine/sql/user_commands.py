@@ -57,6 +57,9 @@ class ExecuteAsUser:
     inner_sql: str
 
 
+UserCommand = CreateUser | AlterUser | DropUser | ExecuteAsUser
+
+
 _USAGE_CREATE = "CREATE USER name WITH PASSWORD 'at-least-8' ROLE user [EMAIL 'a@b.c']"
 
 
