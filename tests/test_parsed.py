@@ -243,3 +243,20 @@ def test_caches_keep_texts_and_results_not_the_statements_tokens_or_trees(loaded
     for i in range(3_000):  # the recent statements stay within their bound
         as_parsed(f"SELECT {i} AS n, 'padding padding padding padding padding padding'")
     assert parsed_module._STATEMENTS._chars <= 1 << 18
+
+
+def test_parameters_without_spaces_are_parameters_not_dollar_quotes() -> None:
+    """``$1,$2`` is two parameters (a dollar-quote tag never starts with a digit), while
+    ``$$..$$`` and ``$tag$..$tag$`` stay strings."""
+    import kalam_engine
+    from kalam_engine.sql.tokens import tokenize
+
+    kinds = [t.token_type.name for t in tokenize("SELECT $1,$2,$t$x$t$,$$y$$")]
+    assert kinds == ["SELECT", "PARAMETER", "NUMBER", "COMMA", "PARAMETER", "NUMBER", "COMMA",
+                     "HEREDOC_STRING", "COMMA", "HEREDOC_STRING"]
+    db = kalam_engine.connect()
+    try:
+        row = db.execute("SELECT $1,$2", params=[1, "a"]).to_pandas().iloc[0].tolist()
+        assert row == [1, "a"]
+    finally:
+        db.close()

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from sqlglot.dialects.postgres import Postgres
 from sqlglot.errors import TokenError
+from sqlglot.tokenizer_core import TokenizerCore
 from sqlglot.tokens import Token, TokenType
 
 from kalam_engine.model.errors import InvalidSqlError
@@ -36,6 +37,24 @@ class _KalamTokenizer(Postgres.Tokenizer):
     # those ourselves, so keep them as ordinary tokens.
     COMMANDS: set = set()
     IDENTIFIERS = ['"', "`"]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._core.__class__ = _KalamTokenizerCore
+
+
+class _KalamTokenizerCore(TokenizerCore):
+    """sqlglot reads ``$1,$2`` as the start of a string tagged ``1,``; PostgreSQL and
+    sqlparser-rs never start a dollar-quote tag with a digit: ``$`` then a digit is always a
+    positional parameter, whatever follows the digits."""
+
+    __slots__ = ()
+
+    def _scan_string(self, start: str) -> bool:
+        if start == "$" and self._peek.isdigit():
+            self._add(TokenType.PARAMETER)
+            return True
+        return super()._scan_string(start)
 
 
 def tokenize(sql: str) -> list[Token]:
