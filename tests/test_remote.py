@@ -27,7 +27,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 import kalam_engine
-from kalam_engine.model.errors import KalamError, UnsupportedError
+from kalam_engine.model.errors import KalamError
 from kalam_jupyter.live_view import LiveView
 from kalam_jupyter.magics import KalamMagics
 from kalam_jupyter.remote import RemoteClient
