@@ -109,7 +109,23 @@ def _default(text: Any) -> ColumnDefault | None:
     name = text.removesuffix("()").upper()
     if text.endswith("()") and name in DEFAULT_FUNCTIONS:
         return ColumnDefault("function", name)
-    return ColumnDefault("literal", text)
+    return ColumnDefault("literal", _literal(text))
+
+
+def _literal(text: str) -> Any:
+    """The value of a DEFAULT as DESCRIBE writes it (ColumnDefault.describe's inverse)."""
+    if len(text) >= 2 and text[0] == text[-1] == "'":
+        return text[1:-1].replace("''", "'")
+    if text in {"TRUE", "FALSE"}:
+        return text == "TRUE"
+    if text == "NULL":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 def _column(row: dict[str, Any], position: int) -> ColumnDefinition:
