@@ -159,6 +159,50 @@ def _checked_column(col: pa.ChunkedArray, column: ColumnDefinition) -> pa.Chunke
         ) from None
 
 
+def _column_defs(schema: pa.Schema, primary_key: str | None, user_column: str | None,
+                 not_null: tuple[str, ...] | list[str]) -> list[str]:
+    """``name TYPE [PRIMARY KEY | NOT NULL]`` per frame column (and an auto id key)."""
+    defs: list[str] = []
+    for field in schema:
+        if field.name == user_column:
+            continue
+        if not _IDENT.match(field.name) or field.name.lower() in _SYSTEM_COLUMNS:
+            raise InvalidParameterError(
+                f"column name {field.name!r} is not a plain identifier (or is reserved)",
+                hint="rename it, e.g. df.rename(columns={...})",
+            )
+        col = f"{field.name} {arrow_to_sql_type(field.type, field.name)}"
+        if field.name == primary_key:
+            col += " PRIMARY KEY"
+        elif field.name in not_null:
+            col += " NOT NULL"
+        defs.append(col)
+    if primary_key is not None and primary_key not in schema.names:
+        if not _IDENT.match(primary_key):
+            raise InvalidParameterError(f"primary_key {primary_key!r} is not an identifier")
+        defs.insert(0, f"{primary_key} BIGINT PRIMARY KEY DEFAULT SNOWFLAKE_ID()")
+    return defs
+
+
+def _table_options(access_level: str | None, ttl_seconds: int | None) -> list[str]:
+    """The ``WITH (...)`` options of ``create_table``'s arguments, checked."""
+    options = []
+    if access_level is not None:
+        _check_text(access_level, "access_level", "access_level='public'")
+        if access_level.upper() not in {"PUBLIC", "PRIVATE", "RESTRICTED", "DBA"}:
+            raise InvalidParameterError(
+                f"access_level {access_level!r} is not one of public, private, restricted, dba"
+            )
+        options.append(f"ACCESS_LEVEL='{access_level.upper()}'")
+    if ttl_seconds is not None:
+        if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, int):
+            raise InvalidParameterError(
+                f"ttl_seconds must be a whole number of seconds, not {ttl_seconds!r}",
+                hint="e.g. ttl_seconds=3600")
+        options.append(f"TTL_SECONDS={ttl_seconds}")
+    return options
+
+
 @pd.api.extensions.register_dataframe_accessor("kalam")
 class KalamAccessor:
     """``df.kalam.insert(...)`` and ``df.kalam.create_table(...)``."""
@@ -301,40 +345,8 @@ class KalamAccessor:
             raise InvalidParameterError(
                 f"cannot infer column types: {exc}",
                 hint="give every column a unique name and one type (astype())") from None
-        defs: list[str] = []
-        for field in schema:
-            if field.name == user_column:
-                continue
-            if not _IDENT.match(field.name) or field.name.lower() in _SYSTEM_COLUMNS:
-                raise InvalidParameterError(
-                    f"column name {field.name!r} is not a plain identifier (or is reserved)",
-                    hint="rename it, e.g. df.rename(columns={...})",
-                )
-            sql_type = arrow_to_sql_type(field.type, field.name)
-            col = f"{field.name} {sql_type}"
-            if field.name == primary_key:
-                col += " PRIMARY KEY"
-            elif field.name in not_null:
-                col += " NOT NULL"
-            defs.append(col)
-        if primary_key is not None and primary_key not in schema.names:
-            if not _IDENT.match(primary_key):
-                raise InvalidParameterError(f"primary_key {primary_key!r} is not an identifier")
-            defs.insert(0, f"{primary_key} BIGINT PRIMARY KEY DEFAULT SNOWFLAKE_ID()")
-        options = []
-        if access_level is not None:
-            _check_text(access_level, "access_level", "access_level='public'")
-            if access_level.upper() not in {"PUBLIC", "PRIVATE", "RESTRICTED", "DBA"}:
-                raise InvalidParameterError(
-                    f"access_level {access_level!r} is not one of public, private, restricted, dba"
-                )
-            options.append(f"ACCESS_LEVEL='{access_level.upper()}'")
-        if ttl_seconds is not None:
-            if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, int):
-                raise InvalidParameterError(
-                    f"ttl_seconds must be a whole number of seconds, not {ttl_seconds!r}",
-                    hint="e.g. ttl_seconds=3600")
-            options.append(f"TTL_SECONDS={ttl_seconds}")
+        defs = _column_defs(schema, primary_key, user_column, not_null)
+        options = _table_options(access_level, ttl_seconds)
         sql = (
             f"CREATE {kind} TABLE {'IF NOT EXISTS ' if if_not_exists else ''}{ns}.{name} "
             f"({', '.join(defs)})"

@@ -8,6 +8,7 @@ so each works the same way in both modes. A figure a backend cannot report is ``
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
 import pandas as pd
@@ -69,12 +70,12 @@ class KalamBackend(Protocol):
     @property
     def cache(self) -> CacheSource: ...
 
-    def execute(self, sql: str, user: str | None = None,
+    def execute(self, sql: str, *, user: str | None = None,
                 params: list[Any] | None = None) -> BackendResult:
         """Run ``sql`` (one or more statements) as ``user``; the last statement's result."""
         ...
 
-    def subscribe(self, sql: str, user: str | None = None) -> Any:
+    def subscribe(self, sql: str, *, user: str | None = None) -> Any:
         """A live query (``next_event(timeout=)``, ``close()``)."""
         ...
 
@@ -103,7 +104,7 @@ class KalamBackend(Protocol):
         """Users with rows in USER/STREAM tables (None: not reported)."""
         ...
 
-    def data_sizes(self) -> dict[str, int | None]:
+    def data_sizes(self) -> Mapping[str, int | None]:
         """``hot_rows``, ``hot_bytes``, ``cold_rows``, ``cold_bytes`` over all tables."""
         ...
 

@@ -353,31 +353,10 @@ class KalamMagics(Magics):
         args, rest = self._parse(line)
         if args is None:  # --help was shown
             return None
-        if args.connect and is_url(args.connect):
-            try:
-                client = self.connect_remote(args.connect, user=args.user,
-                                             password=args.password)
-            except _kalam_error_type() as exc:
-                raise UsageError(format_error(exc)) from None
-            args.user = None  # the login user, not a user to run as
-            if not rest.strip() and not (cell and cell.strip()):
-                display(Message(f"Connected to {args.connect} as {client.user}", "command",
-                                None, None, None))
-                return None
-        elif args.connect:
-            try:  # e.g. another engine or notebook holds the directory
-                self.connect(args.connect, read_only=args.read_only)
-            except _kalam_error_type() as exc:
-                raise UsageError(format_error(exc)) from None
-            except OSError as exc:
-                raise UsageError(f"Cannot open the Kalam engine at {args.connect}: {exc}") \
-                    from None
-            where = "an in-memory engine" if args.connect == MEMORY else args.connect
-            if args.read_only:
-                where += " (read-only)"
-            if not rest.strip() and not (cell and cell.strip()):
-                display(Message(f"Connected to {where}", "command", None, None, None))
-                return None
+        connected = self._switch(args)
+        if connected is not None and not rest.strip() and not (cell and cell.strip()):
+            display(Message(connected, "command", None, None, None))
+            return None
         words = rest.split()
         if words and words[0].lower() == "inspect" and all(w == "--side" for w in words[1:]):
             self.inspect(side=args.side or "--side" in words[1:])
@@ -387,26 +366,42 @@ class KalamMagics(Magics):
             rest = rest[live.end():]
         sql = rest if cell is None else f"{rest}\n{cell}"
         if live or args.live:
-            if sql.strip().lower() == "stop":
-                stopped = self.stop_live()
-                display(Message(f"Stopped {stopped} live quer{'y' if stopped == 1 else 'ies'}",
-                                "command", None, None, None))
-                return None
-            m = _ASSIGN.match(sql)
-            target = args.out
-            if m:
-                target, sql = m.group(1), m.group(2)
-            self.live(sql, user=args.user, target=target, limit=args.limit)
+            self._live_cell(sql, args)
             return None
         if not sql.strip() and not args.connect:
             state = "open" if self.is_open else "opens on first use"
             display(Message(f"Kalam engine at {self.path} ({state})", "command", None, None, None))
             return None
-        target = args.out
-        m = _ASSIGN.match(sql)
-        if m:
-            target, sql = m.group(1), m.group(2)
+        target, sql = _target(sql, args.out)
         return self.run(sql, user=args.user, target=target, limit=args.limit)
+
+    def _switch(self, args: Any) -> str | None:
+        """Apply ``--connect``; the line saying what the magics now use (None: no switch)."""
+        if not args.connect:
+            return None
+        try:
+            if is_url(args.connect):
+                client = self.connect_remote(args.connect, user=args.user,
+                                             password=args.password)
+                args.user = None  # the login user, not a user to run as
+                return f"Connected to {args.connect} as {client.user}"
+            self.connect(args.connect, read_only=args.read_only)  # e.g. the directory is held
+        except _kalam_error_type() as exc:
+            raise UsageError(format_error(exc)) from None
+        except OSError as exc:
+            raise UsageError(f"Cannot open the Kalam engine at {args.connect}: {exc}") from None
+        where = "an in-memory engine" if args.connect == MEMORY else args.connect
+        return f"Connected to {where}" + (" (read-only)" if args.read_only else "")
+
+    def _live_cell(self, sql: str, args: Any) -> None:
+        """``%%kalam --live`` / ``%kalam live ...``: show a live table, or ``stop`` them all."""
+        if sql.strip().lower() == "stop":
+            stopped = self.stop_live()
+            display(Message(f"Stopped {stopped} live quer{'y' if stopped == 1 else 'ies'}",
+                            "command", None, None, None))
+            return
+        target, sql = _target(sql, args.out)
+        self.live(sql, user=args.user, target=target, limit=args.limit)
 
     def _parse(self, line: str) -> tuple[Any, str]:
         """Peel the leading options off ``line``; the rest is SQL (which may contain dashes)."""
@@ -611,6 +606,12 @@ class KalamMagics(Magics):
         self.inspectors.append(inspector)
         inspector.show(side=side)
         return inspector
+
+
+def _target(sql: str, out: str | None) -> tuple[str | None, str]:
+    """(variable, SQL) of ``VAR << SQL``; else (``out``, ``sql``)."""
+    m = _ASSIGN.match(sql)
+    return (m.group(1), m.group(2)) if m else (out, sql)
 
 
 def _unquote(tok: str) -> str:
