@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import uvicorn
+from hypothesis import given, settings
+from hypothesis import strategies as hs
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
@@ -147,6 +149,21 @@ def test_batches_respect_the_servers_parameter_limit() -> None:
     assert all(n * 3 <= MAX_PARAMS for n in sizes)
     assert insert_sql("app.t", ["a", "b"], 2) == \
         "INSERT INTO app.t (a, b) VALUES ($1, $2), ($3, $4)"
+
+
+@settings(max_examples=200, deadline=None)
+@given(hs.integers(1, MAX_PARAMS), hs.lists(hs.text(max_size=40), max_size=300))
+def test_batches_keep_every_row_in_order_within_the_limits(width: int,
+                                                            cells: list[str]) -> None:
+    rows = [[cell] * width for cell in cells]
+    got = list(batches(rows, width))
+    assert [row for batch in got for row in batch] == rows
+    assert all(1 <= len(batch) * width <= MAX_PARAMS for batch in got)
+    for batch in got:
+        sql = insert_sql("app.t", [f"c{i}" for i in range(width)], len(batch))
+        assert sql.count("$") == len(batch) * width
+        assert f"${len(batch) * width})" in sql and kalam_engine.Engine.classify(sql).kind \
+            == "write"
 
 
 def test_df_kalam_insert_loads_a_frame_over_the_api(shell: InteractiveShell,
