@@ -649,6 +649,8 @@ class Engine:
         (``"namespace.table"``); TableNotFoundError when there is none."""
         from kalam_engine.model.errors import TableNotFoundError
 
+        if self._closed:
+            raise EngineClosedError("The engine is closed", hint="open it again with connect()")
         table_id = self._parse_table_name(table, self.context())
         definition = self._load_definition(table_id)
         if definition is None:
