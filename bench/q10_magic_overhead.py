@@ -15,6 +15,9 @@ id < 10`` runs through ``shell.run_cell`` (cell transform, magic dispatch, optio
 
 from __future__ import annotations
 
+from typing import Any
+
+from bench import remote_notebook
 from bench.common import (
     Config,
     Row,
@@ -31,7 +34,7 @@ from bench.common import (
 )
 
 QUESTION = "%%kalam cell overhead in a real InteractiveShell vs db.execute"
-ROWS = ("q10.cell_overhead", "q10.cell_display")
+ROWS = ("q10.cell_overhead", "q10.cell_display", *remote_notebook.ROWS)
 TARGET_NS = 500_000
 
 
@@ -39,7 +42,8 @@ def run(cfg: Config) -> list[Row]:
     missing = jupyter_layer_missing()
     if missing is not None:
         return [na_row("q10.cell_overhead", "%%kalam cell overhead", missing, "<= +0.5 ms"),
-                na_row("q10.cell_display", "%%kalam cell incl. display", missing)]
+                na_row("q10.cell_display", "%%kalam cell incl. display", missing),
+                *(na_row(key, key, missing) for key in remote_notebook.ROWS)]
     from IPython.core.interactiveshell import InteractiveShell
     from IPython.utils.capture import capture_output
 
@@ -91,6 +95,12 @@ def run(cfg: Config) -> list[Row]:
             magics.close()
     finally:
         shell.run_line_magic("unload_ext", "kalam_jupyter")
+    return [*_local_rows(a, b, c, over, over_shown, over_inline, empty, frame, met),
+            *remote_notebook.run(cfg)]
+
+
+def _local_rows(a: Any, b: Any, c: Any, over: float, over_shown: float, over_inline: float,
+                empty: Any, frame: Any, met: bool) -> list[Row]:
     return [
         Row("q10.cell_overhead", "%%kalam cell (10 rows), not rendered: added p50",
             fmt_delta_ns(over), f"db.execute {fmt_ns(b.p50)}", a.p50 / b.p50, "<= +0.5 ms",

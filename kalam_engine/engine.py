@@ -28,6 +28,7 @@ from kalam_engine.handlers import storages as storages_handlers
 from kalam_engine.handlers import users as users_handlers
 from kalam_engine.live import LiveEvent, LiveRegistry, SubscribeStatement, Subscription
 from kalam_engine.live.registry import LIVE_SCHEMA
+from kalam_engine.model.classification import StatementClass
 from kalam_engine.model.context import ROOT_USER, ExecutionContext, Role, TableId, TableType
 from kalam_engine.model.definitions import ColumnDefinition, TableDefinition
 from kalam_engine.model.errors import (
@@ -629,6 +630,34 @@ class Engine:
             schema, pk = system_extra.SCHEMAS[name], system_extra.PRIMARY_KEYS[name]
             out[name] = (schema, system_definition(name, schema, pk), builder)
         return out
+
+    # --- public surface of the notebook layer (kalam_jupyter.backend.KalamBackend)
+    @staticmethod
+    def classify(sql: str) -> StatementClass:
+        """What the statements of ``sql`` do, from their text alone (nothing runs): "read"
+        when every one only reads, "invalid" when one does not parse, else "write"; with the
+        namespace of the last ``USE``. Needs no engine: ``Engine.classify(sql)`` works too."""
+        try:
+            stmts = [parse_statement(text) for text in split_statements(sql)]
+        except (KalamError, RecursionError):
+            return StatementClass("invalid")
+        uses = [s.name.lower() for s in stmts if isinstance(s, st.UseNamespace)]
+        read = bool(stmts) and all(isinstance(s, READ_ONLY_STATEMENTS) for s in stmts)
+        return StatementClass("read" if read else "write", uses[-1] if uses else None)
+
+    def table_definition(self, table: str | TableId) -> TableDefinition:
+        """The current definition (columns, types, NOT NULL, defaults) of ``table``
+        (``"namespace.table"``); TableNotFoundError when there is none."""
+        from kalam_engine.model.errors import TableNotFoundError
+
+        if self._closed:
+            raise EngineClosedError("The engine is closed", hint="open it again with connect()")
+        table_id = self._parse_table_name(table, self.context())
+        definition = self._load_definition(table_id)
+        if definition is None:
+            raise TableNotFoundError(f"Table '{table_id}' does not exist",
+                                     hint="check the name with SHOW TABLES")
+        return definition
 
 
 _ROLE_CACHE_SIZE = 100_000

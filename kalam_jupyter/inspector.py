@@ -12,6 +12,8 @@ import html
 from collections.abc import Callable
 from typing import Any
 
+from kalam_engine.model.errors import PermissionDeniedError
+from kalam_jupyter.backend import KalamBackend
 from kalam_jupyter.display import human_bytes
 
 __all__ = ["FIGURES", "Inspector", "ensure_refresh_hook", "refresh_all", "remove_refresh_hook"]
@@ -51,7 +53,19 @@ _DISPLAYED: list[Inspector] = []
 _MAX_DISPLAYED = 16
 
 
+NOT_REPORTED = "not reported by this server"
+_CACHE_FIGURES = (
+    ("providers_built", "built"), ("live_providers", "live_providers"),
+    ("cache_entries", "entries"), ("cache_capacity", "capacity"), ("cache_hits", "hits"),
+    ("cache_misses", "misses"), ("cache_evictions", "evictions"),
+    ("cache_revived", "revived"), ("cache_memory_bytes", "memory_bytes"),
+)
+_SIZES = ("hot_rows", "hot_bytes", "cold_rows", "cold_bytes")
+
+
 def _fmt(value: Any, kind: str) -> str:
+    if value is None and kind != "id":
+        return NOT_REPORTED
     if kind == "id":
         return "#" + f"{value:x}"[-6:] if isinstance(value, int) else str(value)
     if kind == "bytes":
@@ -61,29 +75,44 @@ def _fmt(value: Any, kind: str) -> str:
     return str(value)
 
 
-def collect(engine: Any) -> dict[str, Any]:
-    """All figures of ``engine`` right now (``per_table`` holds one dict per table)."""
-    stats = engine.cache.stats()
+def _number(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _cache_figures(engine: KalamBackend) -> tuple[dict[str, int | None], str | None]:
+    """The cache counters, or all None and why (a server may refuse system.stats)."""
+    try:
+        stats = engine.cache.stats()
+    except PermissionDeniedError as exc:
+        return {key: None for key, _ in _CACHE_FIGURES}, f"{exc.code}: {exc}"
+    return {key: _number(getattr(stats, field)) for key, field in _CACHE_FIGURES}, None
+
+
+def _sizes(engine: KalamBackend, tables: list[dict[str, Any]]) -> dict[str, int | None]:
+    """Hot/cold totals: summed per table where every table reports them, else the backend's."""
+    if all(all(k in t for k in _SIZES) for t in tables):
+        return {k: sum(int(t[k]) for t in tables) for k in _SIZES}
+    try:
+        sizes = engine.data_sizes()
+    except PermissionDeniedError:
+        return dict.fromkeys(_SIZES)
+    return {k: _number(sizes.get(k)) for k in _SIZES}
+
+
+def collect(engine: KalamBackend) -> dict[str, Any]:
+    """All figures of ``engine`` right now (``per_table`` holds one dict per table); a
+    figure the backend does not report is None, and ``note`` says why when it refused."""
     tables = list(engine.table_stats())
-    users = int(engine.user_count())
+    cache, note = _cache_figures(engine)
+    users = engine.user_count()
     return {
         "tables": len(tables),
         "users": users,
-        "providers_built": int(stats.built),
-        "live_providers": int(stats.live_providers),
-        "per_user_design": users * len(tables),
-        "cache_entries": int(stats.entries),
-        "cache_capacity": int(stats.capacity),
-        "cache_hits": int(stats.hits),
-        "cache_misses": int(stats.misses),
-        "cache_evictions": int(stats.evictions),
-        "cache_revived": int(stats.revived),
-        "cache_memory_bytes": int(stats.memory_bytes),
-        "hot_rows": sum(int(t.get("hot_rows", 0)) for t in tables),
-        "hot_bytes": sum(int(t.get("hot_bytes", 0)) for t in tables),
-        "cold_rows": sum(int(t.get("cold_rows", 0)) for t in tables),
-        "cold_bytes": sum(int(t.get("cold_bytes", 0)) for t in tables),
+        "per_user_design": None if users is None else int(users) * len(tables),
+        **cache,
+        **_sizes(engine, tables),
         "per_table": tables,
+        "note": note,
     }
 
 
@@ -93,12 +122,24 @@ def _column_kind(key: str) -> str:
     return "bytes" if key.endswith("_bytes") else "count"
 
 
+def _table_cell(table: dict[str, Any], key: str) -> str:
+    return _fmt(table[key], _column_kind(key)) if key in table else "\u2014"
+
+
+def notes(figures: dict[str, Any]) -> list[str]:
+    """Why figures are missing: a refusal of the backend, per-table columns not reported."""
+    out = [figures["note"]] if figures.get("note") else []
+    if any(k not in t for t in figures["per_table"] for k, _ in _TABLE_COLUMNS):
+        out.append(f"\u2014 in the table: {NOT_REPORTED}")
+    return out
+
+
 def figure_text(key: str, figures: dict[str, Any]) -> str:
     """``'Live providers: 10'`` — the text a figure shows (stable, for tests and browsers)."""
     for k, label, kind in FIGURES:
         if k == key:
             text = f"{label}: {_fmt(figures[k], kind)}"
-            if k == "per_user_design":
+            if k == "per_user_design" and figures[k] is not None:
                 text += f" ({figures['users']} users x {figures['tables']} tables)"
             return text
     raise KeyError(key)
@@ -112,7 +153,7 @@ def text_table(figures: dict[str, Any]) -> str:
     for t in figures["per_table"]:
         rows.append(
             [
-                _fmt(t.get(k, ""), _column_kind(k))
+                _table_cell(t, k)
                 for k, _ in _TABLE_COLUMNS
             ]
         )
@@ -121,6 +162,7 @@ def text_table(figures: dict[str, Any]) -> str:
         lines.append("")
         for r in rows:
             lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+    lines.extend(f"  ({n})" for n in notes(figures))
     return "\n".join(lines)
 
 
@@ -133,7 +175,7 @@ def _table_html(figures: dict[str, Any]) -> str:
         "<tr>"
         + "".join(
             f"<td style='{cell}'>"
-            + html.escape(_fmt(t.get(k, ""), _column_kind(k)))
+            + html.escape(_table_cell(t, k))
             + "</td>"
             for k, _ in _TABLE_COLUMNS
         )
@@ -153,9 +195,9 @@ class Inspector:
     so the inspector follows ``%kalam --connect``).
     """
 
-    def __init__(self, engine: Any | Callable[[], Any]) -> None:
+    def __init__(self, engine: KalamBackend | Callable[[], KalamBackend]) -> None:
         if callable(engine) and not hasattr(engine, "execute"):
-            self._get_engine: Callable[[], Any] = engine
+            self._get_engine: Callable[[], KalamBackend] = engine
         else:
             self._get_engine = lambda: engine
         self.figures: dict[str, Any] = {}
@@ -228,7 +270,8 @@ class Inspector:
             tables = _table_html(self.figures)
             if self._tables.value != tables:
                 self._tables.value = tables
-        status = "" if not self.error else f"<i>{html.escape(self.error)}</i>"
+        lines = [*(notes(self.figures) if self.figures else []), *([self.error] * bool(self.error))]
+        status = "<br>".join(f"<i>{html.escape(line)}</i>" for line in lines)
         if self._status.value != status:
             self._status.value = status
 

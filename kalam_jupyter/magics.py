@@ -13,7 +13,7 @@ import time
 import weakref
 from collections.abc import Callable
 from concurrent.futures import Future, wait
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
@@ -22,10 +22,18 @@ from IPython.display import display
 from traitlets import Bool, Float, Integer, Unicode, default
 from traitlets.config import Configurable
 
-from kalam_engine.sql.parser import is_read_only
+from kalam_jupyter.backend import BackendResult, KalamBackend
 from kalam_jupyter.display import Message, Progress, ResultInfo, format_error, result_frame
 from kalam_jupyter.remote import is_url
-from kalam_jupyter.sqltext import UnboundVariableError, bind_parameters, split_statements
+from kalam_jupyter.sqltext import (
+    BoundStatement,
+    UnboundVariableError,
+    bind_parameters,
+    split_statements,
+)
+
+if TYPE_CHECKING:
+    from kalam_jupyter.remote import RemoteClient
 
 __all__ = ["Kalam", "KalamMagics", "current_engine", "run_with_progress"]
 
@@ -190,7 +198,7 @@ def run_with_progress(
 _ACTIVE: weakref.ref[KalamMagics] | None = None
 
 
-def current_engine() -> Any:
+def current_engine() -> KalamBackend | None:
     """The engine of the loaded ``%kalam`` magics (opened on first use), or None."""
     magics = _ACTIVE() if _ACTIVE is not None else None
     return magics.engine() if magics is not None else None
@@ -216,7 +224,7 @@ class KalamMagics(Magics):
         super().__init__(shell)
         self.settings = settings or Kalam(parent=shell)
         self.settings.observe(self._data_dir_changed, names=["data_dir"])
-        self._db: Any = None
+        self._db: KalamBackend | None = None
         self._db_path: str | None = None
         self._explicit_path: str | None = None
         self._read_only = False  # open the directory read-only (another engine writes it)
@@ -232,7 +240,7 @@ class KalamMagics(Magics):
         """The path the engine is (or will be) opened at."""
         return self._explicit_path or self.settings.data_dir
 
-    def engine(self) -> Any:
+    def engine(self) -> KalamBackend:
         """The current engine, opened on first use."""
         if self._db is None:
             import kalam_engine
@@ -249,7 +257,8 @@ class KalamMagics(Magics):
             self._db_path = path
         return self._db
 
-    def connect(self, path_or_engine: Any, *, read_only: bool = False) -> Any:
+    def connect(self, path_or_engine: str | KalamBackend, *,
+                read_only: bool = False) -> KalamBackend:
         """Switch to another data directory, ``:memory:``, or an already open engine; with
         ``read_only`` the directory is read while another engine (notebook) writes it."""
         self.close()
@@ -276,7 +285,7 @@ class KalamMagics(Magics):
             self._explicit_path = None
 
     def connect_remote(self, url: str, *, user: str | None = None,
-                       password: str | None = None) -> Any:
+                       password: str | None = None) -> RemoteClient:
         """Use the KalamDB server at ``url`` as ``user`` (password asked for when not given;
         $KALAM_TOKEN, when set and no password is given, is used instead of a login)."""
         from kalam_jupyter.remote import RemoteClient, token_from_env
@@ -344,31 +353,10 @@ class KalamMagics(Magics):
         args, rest = self._parse(line)
         if args is None:  # --help was shown
             return None
-        if args.connect and is_url(args.connect):
-            try:
-                client = self.connect_remote(args.connect, user=args.user,
-                                             password=args.password)
-            except _kalam_error_type() as exc:
-                raise UsageError(format_error(exc)) from None
-            args.user = None  # the login user, not a user to run as
-            if not rest.strip() and not (cell and cell.strip()):
-                display(Message(f"Connected to {args.connect} as {client.user}", "command",
-                                None, None, None))
-                return None
-        elif args.connect:
-            try:  # e.g. another engine or notebook holds the directory
-                self.connect(args.connect, read_only=args.read_only)
-            except _kalam_error_type() as exc:
-                raise UsageError(format_error(exc)) from None
-            except OSError as exc:
-                raise UsageError(f"Cannot open the Kalam engine at {args.connect}: {exc}") \
-                    from None
-            where = "an in-memory engine" if args.connect == MEMORY else args.connect
-            if args.read_only:
-                where += " (read-only)"
-            if not rest.strip() and not (cell and cell.strip()):
-                display(Message(f"Connected to {where}", "command", None, None, None))
-                return None
+        connected = self._switch(args)
+        if connected is not None and not rest.strip() and not (cell and cell.strip()):
+            display(Message(connected, "command", None, None, None))
+            return None
         words = rest.split()
         if words and words[0].lower() == "inspect" and all(w == "--side" for w in words[1:]):
             self.inspect(side=args.side or "--side" in words[1:])
@@ -378,26 +366,42 @@ class KalamMagics(Magics):
             rest = rest[live.end():]
         sql = rest if cell is None else f"{rest}\n{cell}"
         if live or args.live:
-            if sql.strip().lower() == "stop":
-                stopped = self.stop_live()
-                display(Message(f"Stopped {stopped} live quer{'y' if stopped == 1 else 'ies'}",
-                                "command", None, None, None))
-                return None
-            m = _ASSIGN.match(sql)
-            target = args.out
-            if m:
-                target, sql = m.group(1), m.group(2)
-            self.live(sql, user=args.user, target=target, limit=args.limit)
+            self._live_cell(sql, args)
             return None
         if not sql.strip() and not args.connect:
             state = "open" if self.is_open else "opens on first use"
             display(Message(f"Kalam engine at {self.path} ({state})", "command", None, None, None))
             return None
-        target = args.out
-        m = _ASSIGN.match(sql)
-        if m:
-            target, sql = m.group(1), m.group(2)
+        target, sql = _target(sql, args.out)
         return self.run(sql, user=args.user, target=target, limit=args.limit)
+
+    def _switch(self, args: Any) -> str | None:
+        """Apply ``--connect``; the line saying what the magics now use (None: no switch)."""
+        if not args.connect:
+            return None
+        try:
+            if is_url(args.connect):
+                client = self.connect_remote(args.connect, user=args.user,
+                                             password=args.password)
+                args.user = None  # the login user, not a user to run as
+                return f"Connected to {args.connect} as {client.user}"
+            self.connect(args.connect, read_only=args.read_only)  # e.g. the directory is held
+        except _kalam_error_type() as exc:
+            raise UsageError(format_error(exc)) from None
+        except OSError as exc:
+            raise UsageError(f"Cannot open the Kalam engine at {args.connect}: {exc}") from None
+        where = "an in-memory engine" if args.connect == MEMORY else args.connect
+        return f"Connected to {where}" + (" (read-only)" if args.read_only else "")
+
+    def _live_cell(self, sql: str, args: Any) -> None:
+        """``%%kalam --live`` / ``%kalam live ...``: show a live table, or ``stop`` them all."""
+        if sql.strip().lower() == "stop":
+            stopped = self.stop_live()
+            display(Message(f"Stopped {stopped} live quer{'y' if stopped == 1 else 'ies'}",
+                            "command", None, None, None))
+            return
+        target, sql = _target(sql, args.out)
+        self.live(sql, user=args.user, target=target, limit=args.limit)
 
     def _parse(self, line: str) -> tuple[Any, str]:
         """Peel the leading options off ``line``; the rest is SQL (which may contain dashes)."""
@@ -441,60 +445,71 @@ class KalamMagics(Magics):
         limit: int | None = None,
     ) -> Any:
         """Run every statement of ``sql``; show DDL/DML lines; return the last query's frame."""
-        kalam_error = _kalam_error_type()
-        try:
-            statements = split_statements(sql)
-        except kalam_error as exc:
-            raise UsageError(format_error(exc, sql)) from None
+        statements = self._split(sql)
         if not statements:
             return None
         user = user or self.settings.default_user
         limit = self.settings.display_limit if limit is None else limit
         db = self._open_or_usage_error()
-        result = None
-        frame = None
+        result = frame = None
         for no, stmt in enumerate(statements, 1):
-            try:
-                bound = bind_parameters(stmt, self.shell.user_ns)
-            except UnboundVariableError as exc:
-                raise UsageError(f"INVALID_PARAMETER: {exc}") from None
-            params = bound.params or None
+            bound = self._bind(stmt)
+            result = self._execute(db, bound, stmt, user, (no, len(statements)))
+            frame = self._render(result, limit, last=no == len(statements))
+        return self._deliver(result, frame, target)
 
-            def call(db: Any = db, sql: str = bound.sql, params: Any = params) -> Any:
-                return db.execute(sql, user=user, params=params)
+    @staticmethod
+    def _split(sql: str) -> list[str]:
+        try:
+            return split_statements(sql)
+        except _kalam_error_type() as exc:
+            raise UsageError(format_error(exc, sql)) from None
 
-            inline = is_read_only(bound.sql) and not self._worker.busy and _can_run_inline()
-            try:
-                if inline:
-                    result = run_inline_with_progress(
-                        call, progress_after=self.settings.progress_after
-                    )
-                elif self.settings.run_in_thread:
-                    result = run_with_progress(
-                        call, worker=self._worker, progress_after=self.settings.progress_after
-                    )
-                else:
-                    result = call()
-            except _Interrupted as exc:
-                what = ("the query stopped and changed nothing" if inline else
-                        "statements are atomic, so it either completes whole in the background "
-                        "or leaves no trace")
-                raise UsageError(
-                    f"Interrupted after {exc.elapsed:.1f} s (statement {no} of "
-                    f"{len(statements)}); {what}."
-                ) from None
-            except kalam_error as exc:
-                raise UsageError(
-                    format_error(exc, stmt, self._snapshot(db), (no, len(statements)))
-                ) from None
-            is_last = no == len(statements)
-            if result.kind == "query":
-                if is_last:
-                    frame = self._frame(result, limit)
-                else:
-                    display(self._message(result, f"{result.row_count} row(s) returned"))
-            else:
-                display(self._message(result, result.message))
+    def _bind(self, stmt: str) -> BoundStatement:
+        """``stmt`` with its ``:name`` references bound to notebook variables."""
+        try:
+            return bind_parameters(stmt, self.shell.user_ns)
+        except UnboundVariableError as exc:
+            raise UsageError(f"INVALID_PARAMETER: {exc}") from None
+
+    def _execute(self, db: KalamBackend, bound: BoundStatement, text: str, user: str | None,
+                 position: tuple[int, int]) -> BackendResult:
+        """Run one bound statement: reads inline (an interrupt stops them), writes in the
+        worker thread (an interrupt stops the wait; the statement lands whole or not at all)."""
+        params = bound.params or None
+
+        def call() -> BackendResult:
+            return db.execute(bound.sql, user=user, params=params)
+
+        inline = (db.classify(bound.sql).read_only and not self._worker.busy
+                  and _can_run_inline())
+        try:
+            if inline:
+                return run_inline_with_progress(call, progress_after=self.settings.progress_after)
+            if self.settings.run_in_thread:
+                return run_with_progress(call, worker=self._worker,
+                                         progress_after=self.settings.progress_after)
+            return call()
+        except _Interrupted as exc:
+            what = ("the query stopped and changed nothing" if inline else
+                    "statements are atomic, so it either completes whole in the background "
+                    "or leaves no trace")
+            raise UsageError(f"Interrupted after {exc.elapsed:.1f} s (statement {position[0]} "
+                             f"of {position[1]}); {what}.") from None
+        except _kalam_error_type() as exc:
+            raise UsageError(format_error(exc, text, self._snapshot(db), position)) from None
+
+    def _render(self, result: BackendResult, limit: int, *, last: bool) -> Any:
+        """The last query's frame; a line for every other statement (None returned)."""
+        if result.kind == "query" and last:
+            return self._frame(result, limit)
+        text = f"{result.row_count} row(s) returned" if result.kind == "query" \
+            else result.message
+        display(self._message(result, text))
+        return None
+
+    def _deliver(self, result: BackendResult | None, frame: Any, target: str | None) -> Any:
+        """Return the frame, or store it (or the last result's rows) in ``target``."""
         if frame is None:
             if target and result is not None:
                 self.shell.user_ns[target] = result.to_pandas()
@@ -502,11 +517,7 @@ class KalamMagics(Magics):
         if target:
             self.shell.user_ns[target] = frame
             rows, cols = frame.shape
-            display(
-                self._message(
-                    result, f"Stored {rows} row(s) x {cols} column(s) in {target}"
-                )
-            )
+            display(self._message(result, f"Stored {rows} row(s) x {cols} column(s) in {target}"))
             return None
         return frame
 
@@ -546,7 +557,7 @@ class KalamMagics(Magics):
             view.stop()
         return len(running)
 
-    def _frame(self, result: Any, limit: int) -> Any:
+    def _frame(self, result: BackendResult, limit: int) -> Any:
         table = result.to_arrow()
         df = result.to_pandas()
         types = tuple((f.name, str(f.type)) for f in table.schema)
@@ -560,7 +571,7 @@ class KalamMagics(Magics):
         return result_frame(df, info)
 
     @staticmethod
-    def _message(result: Any, text: str | None) -> Message:
+    def _message(result: BackendResult, text: str | None) -> Message:
         return Message(
             text=text or "",
             kind=result.kind,
@@ -569,7 +580,7 @@ class KalamMagics(Magics):
             as_user=getattr(result, "as_user", None),
         )
 
-    def _open_or_usage_error(self) -> Any:
+    def _open_or_usage_error(self) -> KalamBackend:
         try:
             return self.engine()
         except _kalam_error_type() as exc:
@@ -578,7 +589,7 @@ class KalamMagics(Magics):
             raise UsageError(f"Cannot open the Kalam engine at {self.path}: {exc}") from None
 
     @staticmethod
-    def _snapshot(db: Any) -> dict[str, dict[str, list[str]]] | None:
+    def _snapshot(db: KalamBackend) -> dict[str, dict[str, list[str]]] | None:
         try:
             return db.catalog_snapshot()
         except Exception:
@@ -591,14 +602,16 @@ class KalamMagics(Magics):
         from kalam_jupyter.inspector import Inspector
 
         self._open_or_usage_error()
-        if self.is_remote:
-            raise UsageError(f"UNSUPPORTED: the inspector shows an embedded engine's providers "
-                             f"and caches; this notebook is connected to {self.path}. Use "
-                             "%kalam --connect :memory: (or a directory) to inspect one")
         inspector = Inspector(self.engine)
         self.inspectors.append(inspector)
         inspector.show(side=side)
         return inspector
+
+
+def _target(sql: str, out: str | None) -> tuple[str | None, str]:
+    """(variable, SQL) of ``VAR << SQL``; else (``out``, ``sql``)."""
+    m = _ASSIGN.match(sql)
+    return (m.group(1), m.group(2)) if m else (out, sql)
 
 
 def _unquote(tok: str) -> str:

@@ -21,14 +21,19 @@ import httpx
 import pandas as pd
 import pyarrow as pa
 
+import kalam_engine
 from kalam_engine.model import errors as E
-from kalam_engine.sql.parser import is_read_only, parse_statement
-from kalam_engine.sql.statements import UseNamespace
+from kalam_engine.model.classification import StatementClass
+from kalam_engine.model.context import TableId
+from kalam_engine.model.definitions import TableDefinition
+from kalam_jupyter import remote_catalog, remote_insert
+from kalam_jupyter.remote_catalog import ReportedCacheStats
 
 __all__ = ["TOKEN_ENV", "RemoteClient", "RemoteResult", "ServerError", "is_url"]
 
 TOKEN_ENV = "KALAM_TOKEN"
 RETRY_CODES = {"NOT_LEADER", "FORWARD_FAILED", "CLUSTER_UNAVAILABLE"}
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _LEADER = re.compile(r"Leader:\s*(\S+)")
 _CLASSES: dict[str, type[E.KalamError]] = {
     "INVALID_SQL": E.InvalidSqlError, "INVALID_PARAMETER": E.InvalidParameterError,
@@ -158,6 +163,7 @@ class RemoteClient:
         self.refresh_token: str | None = None
         self.closed = False
         self.namespace: str | None = None  # of the last USE: the server keeps none per user
+        self._metrics: tuple[float, dict[str, int | None]] | None = None
         if token is not None and user is None:
             sub = _claim(token, "sub")
             self.user = sub if isinstance(sub, str) else None
@@ -231,19 +237,17 @@ class RemoteClient:
         namespace = namespace or self.namespace
         if namespace:
             body["namespace_id"] = namespace
-        try:
-            read = is_read_only(sql)
-        except Exception:
-            read = False  # unknown: treat as a write, never retried
-        answer = self._post_sql(body, retry=read)
-        try:
-            stmt = parse_statement(sql)
-        except Exception:
-            stmt = None  # a batch: the server applied its USE within it
-        if isinstance(stmt, UseNamespace):
-            self.namespace = stmt.name.lower()
+        kind = self.classify(sql)
+        answer = self._post_sql(body, retry=kind.read_only)  # a write is never sent twice
+        if kind.namespace is not None:
+            self.namespace = kind.namespace
         results = answer.get("results") or [{}]
         return RemoteResult(results[-1], answer.get("took"))
+
+    @staticmethod
+    def classify(sql: str) -> StatementClass:
+        """What ``sql`` does, read by the engine's parser (nothing is sent)."""
+        return kalam_engine.Engine.classify(sql)
 
     def _check_user(self, user: str | None) -> None:
         if user is not None and user != self.user:
@@ -312,8 +316,60 @@ class RemoteClient:
         self._check_user(user)
         return RemoteSubscription(self, sql)
 
-    def catalog_snapshot(self) -> None:
-        return None  # no hints from a server
+    def table_definition(self, table: str) -> TableDefinition:
+        """The server's definition of ``namespace.table`` (DESCRIBE TABLE and SHOW TABLES in
+        one request); TableNotFoundError from the server when there is none."""
+        ns, _, name = table.rpartition(".")
+        if not (_NAME.fullmatch(ns) and _NAME.fullmatch(name)):
+            raise E.InvalidParameterError(f"table name {table!r} must be namespace.table",
+                                          hint="e.g. 'app.messages'")
+        answer = self._post_sql({"sql": f"DESCRIBE TABLE {ns}.{name}; SHOW TABLES IN {ns}"},
+                                retry=True)
+        described, listed = (RemoteResult(r, None).to_pandas() for r in answer["results"])
+        kinds = dict(zip(listed["table_name"], listed["table_type"], strict=True))
+        return remote_catalog.definition_from_describe(
+            TableId(ns.lower(), name.lower()), described.to_dict("records"),
+            kinds.get(name.lower()))
+
+    def insert_arrow(self, table: str, data: pa.Table, *, user: str | None = None,
+                     user_column: str | None = None) -> int:
+        """Insert checked Arrow rows as parameterised INSERT batches (see remote_insert)."""
+        self._check_user(user)
+        if user_column is not None:
+            raise E.UnsupportedError(
+                f"user_column= writes into many users' partitions; this notebook writes to "
+                f"{self.url} as {self.user} only",
+                hint="insert each user's rows on a connection as that user, or load them "
+                     "with an embedded engine")
+        return remote_insert.insert_rows(self, table, data)
+
+    def catalog_snapshot(self) -> dict[str, dict[str, list[str]]]:
+        """namespace -> table -> columns, for completion (names only below role dba)."""
+        return remote_catalog.snapshot(self)
+
+    @property
+    def cache(self) -> _RemoteCache:
+        """The server's schema-cache counters (``cache.stats()``), from system.stats."""
+        return _RemoteCache(self)
+
+    def server_metrics(self) -> dict[str, int | None]:
+        """system.stats as metric -> number (role dba or system), read at most once a second."""
+        now = time.monotonic()
+        if self._metrics is None or now - self._metrics[0] > 1.0:
+            self._metrics = (now, remote_catalog.read_stats(self))
+        return self._metrics[1]
+
+    def table_stats(self) -> list[dict[str, Any]]:
+        """Tables and their types; a server reports no per-table sizes or providers."""
+        return remote_catalog.table_list(self)
+
+    def user_count(self) -> int | None:
+        return None  # a server does not say how many users have rows
+
+    def data_sizes(self) -> dict[str, int | None]:
+        """Hot and cold rows and bytes over all tables, as system.stats reports them."""
+        metrics = self.server_metrics()
+        return {k: metrics.get(k) for k in remote_catalog.SIZE_METRICS}
 
     def close(self) -> None:
         self.closed = True
@@ -321,6 +377,14 @@ class RemoteClient:
 
     def __repr__(self) -> str:
         return f"RemoteClient({self.url!r}, user={self.user!r})"
+
+
+class _RemoteCache:
+    def __init__(self, client: RemoteClient) -> None:
+        self._client = client
+
+    def stats(self) -> ReportedCacheStats:
+        return remote_catalog.cache_stats(self._client.server_metrics())
 
 
 def _json_param(value: Any) -> Any:

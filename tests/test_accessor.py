@@ -11,7 +11,7 @@ import pytest
 
 import kalam_engine
 import kalam_jupyter  # noqa: F401  (importing it registers df.kalam)
-from kalam_engine.model.errors import KalamError
+from kalam_engine.model.errors import EngineClosedError, KalamError, TableNotFoundError
 
 
 @pytest.fixture
@@ -151,3 +151,19 @@ def test_no_engine_without_magics_or_db() -> None:
             pd.DataFrame({"a": [1]}).kalam.insert("app.messages")
     finally:
         magics._ACTIVE = saved
+
+
+def test_table_definition_is_the_engines_own() -> None:
+    engine = kalam_engine.connect(":memory:")
+    engine.execute("CREATE NAMESPACE app")
+    engine.execute("CREATE SHARED TABLE app.t (id INT PRIMARY KEY, at DATETIME NOT NULL, "
+                   "note TEXT DEFAULT 'x')")
+    definition = engine.table_definition("App.T")
+    assert [(c.name, c.kalam_type, c.nullable) for c in definition.columns] == \
+        [("id", "Int", False), ("at", "DateTime", False), ("note", "Text", True)]
+    assert definition.column("note").default.value == "x"
+    with pytest.raises(TableNotFoundError):
+        engine.table_definition("app.nope")
+    engine.close()
+    with pytest.raises(EngineClosedError):  # not a SQLite error about a closed database
+        pd.DataFrame({"id": [1]}).kalam.insert("app.t", db=engine)

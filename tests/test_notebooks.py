@@ -77,6 +77,15 @@ def test_notebook_runs_without_errors(path: Path, kernel_name: str, tmp_path: Pa
     assert error_count == 0 and "Live providers:" in shown
 
 
+def _shell_reply(kc: Any, msg_id: str, timeout: float) -> dict[str, Any]:
+    """The shell reply to ``msg_id``: on a slow start, jupyter_client's wait_for_ready sends
+    kernel_info again each second and leaves the extra replies queued ahead of ours."""
+    while True:
+        reply = kc.get_shell_msg(timeout=timeout)
+        if reply["parent_header"].get("msg_id") == msg_id:
+            return reply
+
+
 def _execute(kc: Any, code: str, timeout: float = 60) -> tuple[dict[str, Any], str]:
     """Run ``code``; return the reply content and everything printed or displayed."""
     msg_id = kc.execute(code)
@@ -94,7 +103,7 @@ def _execute(kc: Any, code: str, timeout: float = 60) -> tuple[dict[str, Any], s
             shown.append("\n".join(content["traceback"]))
         elif msg["msg_type"] == "status" and content["execution_state"] == "idle":
             break
-    reply = kc.get_shell_msg(timeout=timeout)
+    reply = _shell_reply(kc, msg_id, timeout)
     return reply["content"], "".join(shown)
 
 
@@ -113,8 +122,7 @@ def test_completion_and_interrupt_in_a_real_kernel(kernel_name: str) -> None:
         assert reply["status"] == "ok", out
         code = "%%kalam --user alice\nSELECT bo FROM app.mes"
         msg_id = kc.complete(code, len(code))
-        matches = kc.get_shell_msg(timeout=30)
-        assert matches["parent_header"]["msg_id"] == msg_id
+        matches = _shell_reply(kc, msg_id, 30)
         assert "app.messages" in matches["content"]["matches"]
         # calibrate a query of a few seconds, then interrupt the kernel while it runs
         reply, out = _execute(
@@ -141,7 +149,7 @@ def test_completion_and_interrupt_in_a_real_kernel(kernel_name: str) -> None:
                 progress.append(msg["content"]["data"].get("text/plain", ""))
             if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
                 break
-        reply = kc.get_shell_msg(timeout=30)["content"]
+        reply = _shell_reply(kc, msg_id, 30)["content"]
         assert reply["status"] == "error"
         assert "Interrupted after" in "".join(shown)
         assert "stopped and changed nothing" in "".join(shown)  # DataFusion itself stopped

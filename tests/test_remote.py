@@ -27,7 +27,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 import kalam_engine
-from kalam_engine.model.errors import KalamError, UnsupportedError
+from kalam_engine.model.errors import KalamError
 from kalam_jupyter.live_view import LiveView
 from kalam_jupyter.magics import KalamMagics
 from kalam_jupyter.remote import RemoteClient
@@ -130,15 +130,6 @@ def test_errors_are_one_line_with_the_servers_code(shell: InteractiveShell,
     assert err is not None and "UNSUPPORTED" in out and "--connect" in out
     _, out, err = run(shell, f"%kalam --connect {server} --user alice --password wrong-one")
     assert err is not None and "PERMISSION_DENIED" in out
-    _, out, err = run(shell, "%kalam inspect")
-    assert err is not None and "embedded" in out
-
-
-def test_df_kalam_is_embedded_only(shell: InteractiveShell, magics: KalamMagics,
-                                   server: str) -> None:
-    run(shell, f"%kalam --connect {server} --user alice --password {PASSWORD}")
-    with pytest.raises(UnsupportedError, match="embedded"):
-        pd.DataFrame({"a": [1]}).kalam.insert("chat.messages")
 
 
 def test_token_from_environment(shell: InteractiveShell, magics: KalamMagics, server: str,
