@@ -638,7 +638,7 @@ class Engine:
         when every one only reads, "invalid" when one does not parse, else "write"; with the
         namespace of the last ``USE``. Needs no engine: ``Engine.classify(sql)`` works too."""
         try:
-            stmts = [parse_statement(text) for text in split_statements(sql)]
+            stmts = [parse_statement(parsed) for parsed in split_parsed(sql)]
         except (KalamError, RecursionError):
             return StatementClass("invalid")
         uses = [s.name.lower() for s in stmts if isinstance(s, st.UseNamespace)]
