@@ -174,7 +174,7 @@ class BaseTableProvider(ABC):
 
     def read(self, ctx: ExecutionContext, projection: list[str] | None = None,
              filters: pds.Expression | None = None, limit: int | None = None,
-             *, include_deleted: bool = False) -> pa.Table:
+             *, include_deleted: bool = False, exact: bool = True) -> pa.Table:
         """The rows ``ctx`` may see (the newest version of each row of its partition), as one
         Arrow table: the one read primitive. DataFusion's scans (prefetched or lazy, see
         ``query.session.request_rows``) and exports read through it; ``lookup`` is its
@@ -182,14 +182,17 @@ class BaseTableProvider(ABC):
 
         With ``filters`` only the rows matching it come back, and the partition opens only the
         Parquet segments whose manifest statistics (primary key and ``_seq`` bounds) may match
-        it (see ``Partition.read_filtered``)."""
+        it (see ``Partition.read_filtered``). With ``exact=False`` other rows may come back too
+        (the partition's cached view, as it is, when nothing was pruned): for callers that
+        filter again, as DataFusion does with the whole WHERE."""
         if filters is None:
             rows = self.visible_rows(ctx, include_deleted=include_deleted)
         else:
             self._check_live()
             self.check_read(ctx)
             rows = self._fresh(self._store.read_filtered(
-                self.scope(ctx), self.core.schema, filters, include_deleted=include_deleted))
+                self.scope(ctx), self.core.schema, filters, include_deleted=include_deleted,
+                exact=exact or limit is not None))
         if projection is not None:
             rows = rows.select(projection)
         if limit is not None:

@@ -106,7 +106,7 @@ def request_rows(state: RequestState, table_id: TableId,
     """This request's rows of ``table_id`` (served by ``provider``), read with the WHERE's
     key/_seq filter: the one place the SQL path reads a table."""
     return provider.read(state.ctx, filters=state.filter_for(table_id, provider),
-                         include_deleted=state.include_deleted)
+                         include_deleted=state.include_deleted, exact=False)
 
 
 class RequestSchema(SchemaProvider):

@@ -205,13 +205,16 @@ class Partition:
             return taken | set(cold[self._key].to_pylist())
 
     def read_filtered(self, schema: pa.Schema, condition: pc.Expression, *,
-                      include_deleted: bool = False) -> pa.Table:
+                      include_deleted: bool = False, exact: bool = True) -> pa.Table:
         """``read(schema)`` filtered by ``condition``, reading only the segments whose manifest
-        statistics may match it (when the merged view is not already cached)."""
+        statistics may match it (when the merged view is not already cached). With
+        ``exact=False`` the merged view is returned unfiltered when nothing was pruned (the
+        caller filters; the cached view keeps its identity, and with it its DataFusion view)."""
         pruned = self._read_pruned_if_worth_it(schema, condition, include_deleted)
         if pruned is not None:
             return pruned
-        return self.read(schema, include_deleted=include_deleted).filter(condition)
+        rows = self.read(schema, include_deleted=include_deleted)
+        return rows.filter(condition) if exact else rows
 
     def lookup(self, schema: pa.Schema, key: pa.Scalar) -> pa.Table:
         """The newest version of the live row whose primary key is ``key`` (zero or one row):
