@@ -235,15 +235,20 @@ def statement(kind: str, low: int, width: int, pick: int,
         [low] if kind == "eq_param" else None
 
 
-def apply(db: Any, model: dict[int, str], kind: str, keys: list[int], step: int) -> None:
-    """One write as alice through SQL (bob gets a copy of each insert, as noise)."""
+def apply(db: Any, model: dict[int, str], bob: set[int], kind: str, keys: list[int],
+          step: int) -> None:
+    """One write as alice through SQL (bob gets the keys he lacks of each insert, as noise)."""
     if kind == "insert":
         fresh = [k for k in keys if k not in model]
         if fresh:
             values = ", ".join(f"({k}, 'i{step}')" for k in fresh)
             db.execute(f"INSERT INTO app.t VALUES {values}", user="alice")
-            db.execute(f"INSERT INTO app.t VALUES {values}", user="bob")
             model.update(dict.fromkeys(fresh, f"i{step}"))
+        news = [k for k in keys if k not in bob]
+        if news:
+            values = ", ".join(f"({k}, 'bob')" for k in news)
+            db.execute(f"INSERT INTO app.t VALUES {values}", user="bob")
+            bob.update(news)
         return
     present = [k for k in keys if k in model]
     if not present:
@@ -260,6 +265,7 @@ def apply(db: Any, model: dict[int, str], kind: str, keys: list[int], step: int)
 
 def run_rounds(db: Any, plan: list[tuple[list[tuple[str, list[int]]], bool]]) -> dict[int, str]:
     model: dict[int, str] = {}
+    bob: set[int] = set()
     step = 0
     for r, (writes, flush) in enumerate(plan):
         for kind, draws in writes:
@@ -268,7 +274,7 @@ def run_rounds(db: Any, plan: list[tuple[list[tuple[str, list[int]]], bool]]) ->
                 keys = sorted({r * SPAN + d % SPAN for d in draws})
             else:  # any key written so far: older versions live in older segments
                 keys = sorted({d % ((r + 1) * SPAN) for d in draws})
-            apply(db, model, kind, keys, step)
+            apply(db, model, bob, kind, keys, step)
         if flush:
             db.execute("STORAGE FLUSH TABLE app.t")
     return model
