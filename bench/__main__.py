@@ -35,6 +35,7 @@ MODULES = (
     "q11_live",
     "q12_vector_search",
     "q13_serve",
+    "q14_pruned_scan",
 )
 
 

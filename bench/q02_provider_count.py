@@ -7,7 +7,7 @@ zero extra cache bytes per user.
 Users are added cumulatively (1 -> 100 -> 1,000 -> 10,000). Up to 1,000 users, every user runs
 one SQL statement through ``db.execute`` that reads all 10 tables. Scaled: users 1,001..10,000
 take the same per-request path without DataFusion planning (``db.context(user)`` then
-``cache.get_provider(table).scan(ctx)`` for each table, which is what the SQL path's catalog
+``cache.get_provider(table).read(ctx)`` for each table, which is what the SQL path's catalog
 adapter does per table), because 10,000 x 10-table SQL statements alone would take ~2.5 minutes.
 Providers are counted twice: the cache's ``weakref.finalize`` count and, independently, the
 ``BaseTableProvider`` objects the garbage collector can see.
@@ -64,7 +64,7 @@ def run(cfg: Config) -> list[Row]:
                 else:
                     ctx = db.context(user)
                     for tid in table_ids:
-                        db.cache.get_provider(tid).scan(ctx)
+                        db.cache.get_provider(tid).read(ctx)
                 done += 1
             stats = db.cache.stats()
             reported, remeasured = _cache_bytes(db, table_ids)
@@ -75,7 +75,7 @@ def run(cfg: Config) -> list[Row]:
             met = stats.live_providers == TABLES and seen == TABLES and per_user == 0 \
                 and remeasured == reported
             how = "all via db.execute" if level <= sql_max else \
-                f"{sql_max:,} via db.execute, {level - sql_max:,} via provider.scan (scaled)"
+                f"{sql_max:,} via db.execute, {level - sql_max:,} via provider.read (scaled)"
             rows.append(Row(
                 key, f"{level:,} users x {TABLES} tables",
                 f"{stats.live_providers} providers, {fmt_bytes(reported)}, "

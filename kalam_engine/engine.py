@@ -257,14 +257,16 @@ class Engine:
     @property
     def fast_paths(self) -> bool:
         """Whether statements may skip parts of the general path: primary-key lookups served
-        without DataFusion, tables handed to DataFusion as prefetched MemTables. Off only to
-        compare the answers with the general path's."""
+        without DataFusion, tables handed to DataFusion as prefetched MemTables, the WHERE's
+        key/_seq bounds pushed into the read. Off only to compare the answers with the general
+        path's."""
         return self._fast_paths
 
     @fast_paths.setter
     def fast_paths(self, enabled: bool) -> None:
         self._fast_paths = enabled
         self.runner.prefetch = enabled
+        self.runner.push_filters = enabled
 
     @property
     def statement_timeout(self) -> float | None:

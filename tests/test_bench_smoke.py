@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_every_benchmark_runs_and_fills_every_row(tmp_path: Path) -> None:
     scripts = sorted(p.stem for p in (ROOT / "bench").glob("q[0-9][0-9]_*.py"))
-    assert len(scripts) == 13, scripts
+    assert len(scripts) == 14, scripts
     out = tmp_path / "tiny.json"
     env = {**os.environ, "KALAM_BENCH_TINY": "1"}
     started = time.monotonic()

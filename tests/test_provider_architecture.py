@@ -16,8 +16,8 @@ def test_one_provider_answers_two_users_with_their_own_rows(chat):
     chat.execute("INSERT INTO app.messages (id, body) VALUES (1, 'a1'), (2, 'a2')", user="alice")
     chat.execute("INSERT INTO app.messages (id, body) VALUES (3, 'b1')", user="bob")
     provider = chat.cache.get_provider(TableId("app", "messages"))
-    alice = provider.scan(ExecutionContext("alice", Role.USER, "app")).to_table()
-    bob = provider.scan(ExecutionContext("bob", Role.USER, "app")).to_table()
+    alice = provider.read(ExecutionContext("alice", Role.USER, "app"))
+    bob = provider.read(ExecutionContext("bob", Role.USER, "app"))
     assert sorted(alice["body"].to_pylist()) == ["a1", "a2"]
     assert bob["body"].to_pylist() == ["b1"]
     # the provider holds nothing of either user
@@ -121,7 +121,7 @@ def test_provider_retired_by_alter_raises_a_clear_error(chat):
     new = chat.cache.get_provider(tid)
     assert new is not old and new.core.schema_version == 2
     with pytest.raises(kalam_engine.RetiredProviderError, match=r"app\.messages") as err:
-        old.scan(ExecutionContext("alice", Role.USER, "app"))
+        old.read(ExecutionContext("alice", Role.USER, "app"))
     assert err.value.code == "TABLE_NOT_FOUND"
     with pytest.raises(kalam_engine.RetiredProviderError):
         old.insert(ExecutionContext("alice", Role.USER, "app"), pa.table({"body": ["x"]}))
@@ -131,7 +131,7 @@ def test_provider_retired_by_drop(chat):
     old = chat.cache.get_provider(TableId("app", "messages"))
     chat.execute("DROP TABLE app.messages")
     with pytest.raises(kalam_engine.RetiredProviderError, match="dropped"):
-        old.scan(ExecutionContext("alice", Role.USER, "app"))
+        old.read(ExecutionContext("alice", Role.USER, "app"))
     with pytest.raises(kalam_engine.TableNotFoundError):
         chat.cache.get_provider(TableId("app", "messages"))
 
@@ -139,9 +139,9 @@ def test_provider_retired_by_drop(chat):
 def test_scan_running_when_retired_finishes(chat):
     chat.execute("INSERT INTO app.messages (id, body) VALUES (1, 'x')", user="alice")
     provider = chat.cache.get_provider(TableId("app", "messages"))
-    dataset = provider.scan(ExecutionContext("alice", Role.USER, "app"))
+    rows = provider.read(ExecutionContext("alice", Role.USER, "app"))
     chat.execute("ALTER TABLE app.messages ADD COLUMN extra INT")
-    assert dataset.to_table()["body"].to_pylist() == ["x"]
+    assert rows["body"].to_pylist() == ["x"]
 
 
 def test_providers_are_small_and_slotted(chat):

@@ -168,9 +168,9 @@ def test_scan_reads_only_matching_segments(three_segments: Any, condition: pc.Ex
                                            expected: list[int]) -> None:
     db = three_segments
     provider = db.cache.get_provider(TABLE)
-    pruned = provider.scan(ALICE, filters=condition).to_table()
+    pruned = provider.read(ALICE, filters=condition)
     assert read_batches(db) == expected
-    full = provider.scan(ALICE).to_table().filter(condition)
+    full = provider.read(ALICE).filter(condition)
     assert pruned.sort_by("id").equals(full.sort_by("id"))
 
 
@@ -179,7 +179,7 @@ def test_scan_by_seq_reads_only_newer_segments(three_segments: Any) -> None:
     provider = db.cache.get_provider(TABLE)
     segments = db.storage.existing_store(TABLE).partition("alice").segments
     since = pc.field(SEQ_COLUMN) > segments[0].max_seq
-    pruned = provider.scan(ALICE, ["id"], filters=since).to_table()
+    pruned = provider.read(ALICE, ["id"], filters=since)
     assert read_batches(db) == [1, 2]
     assert sorted(pruned["id"].to_pylist()) == list(range(10, 30))
 
@@ -195,7 +195,7 @@ def test_scan_before_a_seq_drops_rows_a_skipped_segment_replaced(tmp_path: Path)
     provider = db.cache.get_provider(TABLE)
     segments = db.storage.existing_store(TABLE).partition("alice").segments
     before = pc.field(SEQ_COLUMN) <= segments[0].max_seq
-    pruned = provider.scan(ALICE, filters=before).to_table()
+    pruned = provider.read(ALICE, filters=before)
     # batch-2 cannot match but may hold newer versions of batch-0's keys: its key column is read
     assert read_batches(db) == [0, 2]
     assert sorted(pruned["id"].to_pylist()) == [k for k in range(10) if k != 3]
@@ -293,8 +293,8 @@ def test_pruned_reads_equal_full_reads(plan: list[tuple[list[tuple[str, list[int
                 part.attach([])  # forget the caches a previous check built
                 assert store.taken_keys("alice", provider.schema, wanted) == wanted & set(model)
             part.attach([])
-            pruned.append(provider.scan(ALICE, filters=condition).to_table())
-        full = provider.scan(ALICE).to_table()  # builds the merged view
+            pruned.append(provider.read(ALICE, filters=condition))
+        full = provider.read(ALICE)  # builds the merged view
         assert dict(zip(full["id"].to_pylist(), full["v"].to_pylist(), strict=True)) == model
         for condition, rows in zip(conditions, pruned, strict=True):
             assert rows.sort_by("id").equals(full.filter(condition).sort_by("id")), condition

@@ -174,17 +174,25 @@ class BaseTableProvider(ABC):
 
     def read(self, ctx: ExecutionContext, projection: list[str] | None = None,
              filters: pds.Expression | None = None, limit: int | None = None,
-             *, include_deleted: bool = False) -> pa.Table:
-        """The rows ``ctx`` may see, as one Arrow table. A filter is also used to skip the
-        Parquet segments whose manifest statistics (primary key and _seq bounds) cannot match
-        it."""
+             *, include_deleted: bool = False, exact: bool = True) -> pa.Table:
+        """The rows ``ctx`` may see (the newest version of each row of its partition), as one
+        Arrow table: the one read primitive. DataFusion's scans (prefetched or lazy, see
+        ``query.session.request_rows``) and exports read through it; ``lookup`` is its
+        primary-key equality case.
+
+        With ``filters`` only the rows matching it come back, and the partition opens only the
+        Parquet segments whose manifest statistics (primary key and ``_seq`` bounds) may match
+        it (see ``Partition.read_filtered``). With ``exact=False`` other rows may come back too
+        (the partition's cached view, as it is, when nothing was pruned): for callers that
+        filter again, as DataFusion does with the whole WHERE."""
         if filters is None:
             rows = self.visible_rows(ctx, include_deleted=include_deleted)
         else:
             self._check_live()
             self.check_read(ctx)
             rows = self._fresh(self._store.read_filtered(
-                self.scope(ctx), self.core.schema, filters, include_deleted=include_deleted))
+                self.scope(ctx), self.core.schema, filters, include_deleted=include_deleted,
+                exact=exact or limit is not None))
         if projection is not None:
             rows = rows.select(projection)
         if limit is not None:
@@ -193,19 +201,13 @@ class BaseTableProvider(ABC):
 
     def lookup(self, ctx: ExecutionContext, key: pa.Scalar,
                projection: list[str] | None = None) -> pa.Table:
-        """The live row of ``ctx``'s partition whose primary key is ``key`` (zero or one
-        row); ``key`` has the key column's type."""
+        """``read(ctx, projection, filters=<primary key> == key)`` (zero or one row), served
+        from the partition's key index or only the segments whose key bounds hold ``key``;
+        ``key`` has the key column's type."""
         self._check_live()
         self.check_read(ctx)
         rows = self._fresh(self._store.lookup(self.scope(ctx), self.core.schema, key))
         return rows if projection is None else rows.select(projection)
-
-    def scan(self, ctx: ExecutionContext, projection: list[str] | None = None,
-             filters: pds.Expression | None = None, limit: int | None = None,
-             *, include_deleted: bool = False) -> pds.Dataset:
-        """``read`` as a dataset: DataFusion pushes projection and filters into it."""
-        return pds.dataset(self.read(ctx, projection, filters, limit,
-                                     include_deleted=include_deleted))
 
     # --- writes
     def _complete(self, ctx: ExecutionContext, batch: pa.Table, *, fill_defaults: bool,

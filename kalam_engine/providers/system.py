@@ -68,7 +68,7 @@ class SystemTableProvider(BaseTableProvider):
 
     def read(self, ctx: ExecutionContext, projection: list[str] | None = None,
              filters: pds.Expression | None = None, limit: int | None = None,
-             *, include_deleted: bool = False) -> pa.Table:
+             *, include_deleted: bool = False, exact: bool = True) -> pa.Table:
         rows = self.visible_rows(ctx)
         if filters is not None:
             rows = rows.filter(filters)

@@ -2,10 +2,10 @@
 
 Planning such a statement in DataFusion costs far more than finding one row, so the engine
 recognises the shape (once per statement text) and asks the table's provider for the row
-directly: the same ``provider.read`` DataFusion's scans use, so permissions, the request's
-partition, tombstones and STREAM TTL apply unchanged. Anything else, or any doubt (mixed-case
-quoted names, a value whose type differs from the key's, an unknown column), goes to DataFusion
-as before.
+directly: ``provider.lookup``, the primary-key equality case of the ``provider.read``
+DataFusion's scans use, so permissions, the request's partition, tombstones and STREAM TTL apply
+unchanged. Anything else, or any doubt (mixed-case quoted names, a value whose type differs from
+the key's, an unknown column), goes to DataFusion as before.
 """
 
 from __future__ import annotations

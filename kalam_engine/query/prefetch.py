@@ -3,10 +3,11 @@
 DataFusion scans a ``pyarrow.dataset`` through Python callbacks, which costs about a
 millisecond per table even for a thousand rows; an Arrow MemTable costs a tenth of that. A
 MemTable cannot be built while DataFusion is planning (it needs DataFusion's runtime, which is
-busy), so the tables a statement names are found first (in its sqlglot tree, parsed once), each
-provider is asked for this request's rows, and the rows are wrapped as views. The catalog
-adapter hands DataFusion these views; any table the prefetch missed is still served lazily
-through ``provider.scan``, and every failure is left to that lazy path, which reports it.
+busy), so the tables a statement names are found first (in its sqlglot tree, parsed once),
+each table's rows are read for this request by ``session.request_rows`` (the WHERE's key/_seq
+bounds pushed into ``provider.read``), and the rows are wrapped as views. The catalog adapter
+hands DataFusion these views; any table the prefetch missed is still served lazily through the
+same ``request_rows``, and every failure is left to that lazy path, which reports it.
 """
 
 from __future__ import annotations

@@ -26,10 +26,17 @@ from kalam_engine.query.execution import Budget, StatementTimeout, collect, desc
 from kalam_engine.query.functions import IdFunctions
 from kalam_engine.query.json_functions import register_json_functions
 from kalam_engine.query.prefetch import ArrowViews, table_references
-from kalam_engine.query.session import RequestCatalog, RequestState, SessionPool, TableResolver
+from kalam_engine.query.session import (
+    RequestCatalog,
+    RequestState,
+    SessionPool,
+    TableResolver,
+    request_rows,
+)
 from kalam_engine.query.vector_search import VectorIndexes, nearest_rows
 from kalam_engine.query.vector_text import wrap_vector_strings
 from kalam_engine.query.vectors import register_vector_functions
+from kalam_engine.query.where_bounds import where_bounds
 from kalam_engine.sql.json_rewrite import rewrite_json
 from kalam_engine.sql.parsed import ParsedStatement, as_parsed
 
@@ -105,6 +112,9 @@ class QueryRunner:
 
         self._sessions = SessionPool(prepare, memory_limit=memory_limit)
         self.prefetch = True  # hand DataFusion MemTables read before planning (see prefetch.py)
+        # read tables with the key/_seq bounds of the WHERE (see where_bounds.py); off only to
+        # measure and check that it changes no answer
+        self.push_filters = True
         self.vectors = VectorIndexes()  # nearest-neighbour indexes (see vector_search.py)
 
     def clear_plans(self) -> None:
@@ -128,8 +138,8 @@ class QueryRunner:
             if key in state.views:
                 continue
             try:
-                provider = self.resolver.provider(TableId(*key))
-                rows = provider.read(ctx, include_deleted=state.include_deleted)
+                table_id = TableId(*key)
+                rows = request_rows(state, table_id, self.resolver.provider(table_id))
             except Exception:
                 continue
             state.views[key] = self._views.view(rows)
@@ -142,7 +152,9 @@ class QueryRunner:
         if include_deleted is None:
             include_deleted = "_deleted" in stmt.text.lower()
         timeout = StatementTimeout(self.statement_timeout)
-        state = RequestState(self.resolver, ctx, include_deleted, Budget(self.memory_limit))
+        state = RequestState(self.resolver, ctx, include_deleted, Budget(self.memory_limit),
+                             bounds=where_bounds(stmt) if self.push_filters else None,
+                             params=params)
         nearest = None if include_deleted else nearest_rows(self.vectors, self.resolver, ctx,
                                                             stmt, params)
         if nearest is not None:

@@ -2,7 +2,12 @@
 
 The adapters are the only objects built per query besides the ExecutionContext: small
 (``__slots__``), they resolve a table name to the table's one shared provider and ask it for this
-request's rows. DataFusion then pushes projections and filters into the returned dataset.
+request's rows. Every table DataFusion scans is read by ``request_rows``: one call of
+``provider.read(ctx, filters=...)`` whose filter is the primary-key and ``_seq`` bound the
+statement's WHERE puts on that table (``where_bounds``), so that a filtered SELECT over cold data
+opens only the segments that can match. The rows reach DataFusion as a MemTable view when read
+before planning (``prefetch``), or as a ``pyarrow.dataset`` when DataFusion asks during planning
+(a MemTable cannot be built then). DataFusion still applies the whole WHERE to them.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as pds
 from datafusion import RuntimeEnvBuilder, SessionConfig, SessionContext
 from datafusion.catalog import CatalogProvider, SchemaProvider, Table
@@ -24,6 +30,7 @@ from kalam_engine.model.context import ExecutionContext, Role, TableId
 from kalam_engine.model.errors import KalamError, TableNotFoundError
 from kalam_engine.providers.core import BaseTableProvider
 from kalam_engine.query.execution import Budget
+from kalam_engine.query.where_bounds import TableBounds, bound_expression
 
 CATALOG_NAME = "kalam"
 SYSTEM_NAMESPACE = "system"
@@ -64,18 +71,42 @@ class TableResolver:
 
 
 class RequestState:
-    """Per-request facts the adapters share: the context, options, and the first error."""
+    """Per-request facts the adapters share: the context, options, the WHERE's bounds with the
+    request's ``$n`` values, and the first error."""
 
-    __slots__ = ("budget", "ctx", "error", "include_deleted", "resolver", "views")
+    __slots__ = ("bounds", "budget", "ctx", "error", "include_deleted", "params", "resolver",
+                 "views")
 
     def __init__(self, resolver: TableResolver, ctx: ExecutionContext,
-                 include_deleted: bool, budget: Budget | None = None) -> None:
+                 include_deleted: bool, budget: Budget | None = None, *,
+                 bounds: TableBounds | None = None, params: list | None = None) -> None:
         self.resolver = resolver
         self.budget = budget if budget is not None else Budget(None)
         self.ctx = ctx
         self.include_deleted = include_deleted
+        self.bounds = bounds
+        self.params = params
         self.error: KalamError | None = None
         self.views: dict[tuple[str, str], Table] = {}  # prefetched rows, by (namespace, name)
+
+    def filter_for(self, table_id: TableId, provider: BaseTableProvider) -> pc.Expression | None:
+        """The key/_seq filter the statement's WHERE puts on ``table_id``, if any."""
+        bounds = self.bounds
+        if bounds is None:
+            return None
+        namespace, name = bounds.table
+        if TableId(namespace or self.ctx.namespace, name) != table_id:
+            return None
+        return bound_expression(bounds.bound, provider.schema, provider.core.primary_key,
+                                self.params)
+
+
+def request_rows(state: RequestState, table_id: TableId,
+                 provider: BaseTableProvider) -> pa.Table:
+    """This request's rows of ``table_id`` (served by ``provider``), read with the WHERE's
+    key/_seq filter: the one place the SQL path reads a table."""
+    return provider.read(state.ctx, filters=state.filter_for(table_id, provider),
+                         include_deleted=state.include_deleted, exact=False)
 
 
 class RequestSchema(SchemaProvider):
@@ -114,19 +145,20 @@ class RequestSchema(SchemaProvider):
         view = state.views.get((self._namespace, name))
         if view is not None:
             return view
+        table_id = TableId(self._namespace, name)
         try:
-            provider = state.resolver.provider(TableId(self._namespace, name))
+            provider = state.resolver.provider(table_id)
         except TableNotFoundError:
             return None  # DataFusion reports it; the runner adds close names
         try:
-            dataset = provider.scan(state.ctx, include_deleted=state.include_deleted)
+            rows = request_rows(state, table_id, provider)
         except KalamError as exc:
             if state.error is None:
                 state.error = exc
             raise
-        if next(iter(dataset.get_fragments()), None) is None:
-            return _empty_table(dataset.schema)
-        return Table(dataset)
+        if rows.num_rows == 0:
+            return _empty_table(rows.schema)
+        return Table(pds.dataset(rows))
 
     def table_exist(self, name: str) -> bool:
         return name in self.table_names

@@ -7,7 +7,10 @@ and hide tombstones. Hot rows are always newer than cold ones (a flush moves eve
 a partition whose hot rows are all fresh inserts skips the hot/cold merge.
 
 Until the merged view is cached, primary-key checks and filtered reads open only the segments
-whose manifest bounds (key, _seq) may matter to them (see ``pruning``).
+whose manifest bounds (key, _seq) may matter to them (see ``pruning``). Pruned reads cache
+nothing, so once they have opened as many segment files as the partition has, the next read
+builds the merged view instead: repeated filtered reads never cost more than twice the I/O of
+reading everything once.
 """
 
 from __future__ import annotations
@@ -75,7 +78,7 @@ class Partition:
     """Hot rows and cold segments of one scope. Thread-safe; reads get immutable Arrow tables."""
 
     __slots__ = ("_cache", "_chunks", "_cold", "_has_versions", "_index", "_key", "_live",
-                 "_lock", "_lookups", "_reader", "_segments", "max_seq")
+                 "_lock", "_lookups", "_pruned_opens", "_reader", "_segments", "max_seq")
 
     def __init__(self, key: str, reader: SegmentReader | None = None) -> None:
         self._key = key
@@ -91,6 +94,7 @@ class Partition:
         # key -> row of the cached live view, built once that view has served a few lookups
         self._index: tuple[pa.Table, dict] | None = None
         self._lookups: tuple[int, int] = (0, 0)  # (id of the view, lookups on it)
+        self._pruned_opens = 0  # segment files pruned reads opened since the cold view went
 
     def _drop_views(self) -> None:
         """The rows changed: the merged views and the key index of the old rows go."""
@@ -201,13 +205,16 @@ class Partition:
             return taken | set(cold[self._key].to_pylist())
 
     def read_filtered(self, schema: pa.Schema, condition: pc.Expression, *,
-                      include_deleted: bool = False) -> pa.Table:
+                      include_deleted: bool = False, exact: bool = True) -> pa.Table:
         """``read(schema)`` filtered by ``condition``, reading only the segments whose manifest
-        statistics may match it (when the merged view is not already cached)."""
+        statistics may match it (when the merged view is not already cached). With
+        ``exact=False`` the merged view is returned unfiltered when nothing was pruned (the
+        caller filters; the cached view keeps its identity, and with it its DataFusion view)."""
         pruned = self._read_pruned_if_worth_it(schema, condition, include_deleted)
         if pruned is not None:
             return pruned
-        return self.read(schema, include_deleted=include_deleted).filter(condition)
+        rows = self.read(schema, include_deleted=include_deleted)
+        return rows.filter(condition) if exact else rows
 
     def lookup(self, schema: pa.Schema, key: pa.Scalar) -> pa.Table:
         """The newest version of the live row whose primary key is ``key`` (zero or one row):
@@ -248,7 +255,9 @@ class Partition:
             hit = self._cache.get((id(schema), include_deleted))
             if (hit is None or hit[0] is not schema) and not self._cold_ready(schema):
                 chosen = segments_for_filter(self._segments, condition, schema, self._key)
-                if len(chosen) < len(self._segments):
+                if len(chosen) < len(self._segments) and \
+                        self._pruned_opens + len(chosen) <= len(self._segments):
+                    self._pruned_opens += len(chosen)
                     return self._read_pruned(schema, condition, chosen, include_deleted)
         return None
 
@@ -327,6 +336,7 @@ class Partition:
         if len(parts) > 1:
             table = latest_versions(table.combine_chunks(), self._key)
         self._cold = (schema, table)
+        self._pruned_opens = 0
         return table
 
     # --- flush, compaction, recovery, eviction
@@ -350,6 +360,7 @@ class Partition:
             self._segments = (*self._segments, *segments)
             self._cold = None
             self._live = None
+            self._pruned_opens = 0
             self._drop_views()
 
     def flushed(self, segment: Segment, rows: pa.Table) -> None:
@@ -371,6 +382,7 @@ class Partition:
             kept = tuple(s for s in self._segments if s not in replaced)
             self._segments = kept if segment is None else (*kept, segment)
             self._cold = (rows.schema, rows) if not kept else None
+            self._pruned_opens = 0
             self._drop_views()
 
     def evict_before(self, seq_floor: int) -> int:

@@ -13,6 +13,7 @@ version of a row that was read. Callers check that (see ``Partition.read_filtere
 
 from __future__ import annotations
 
+import functools
 from bisect import bisect_left
 from collections.abc import Collection, Sequence
 from typing import Any
@@ -59,6 +60,14 @@ def segment_facts(segment: Segment, key_field: pa.Field) -> pc.Expression:
     return facts
 
 
+@functools.lru_cache(maxsize=4096)
+def _fragment(segment: Segment, key_field: pa.Field) -> pds.Fragment:
+    """A never-opened fragment standing for ``segment``, its facts as partition expression
+    (cached: a segment's manifest row never changes)."""
+    return _FORMAT.make_fragment(segment.path, _FILESYSTEM,
+                                 partition_expression=segment_facts(segment, key_field))
+
+
 def segments_for_filter(segments: Sequence[Segment], condition: pc.Expression,
                         schema: pa.Schema, key: str) -> list[Segment]:
     """The segments that may hold a row matching ``condition`` (all of them when Arrow cannot
@@ -69,9 +78,7 @@ def segments_for_filter(segments: Sequence[Segment], condition: pc.Expression,
         return list(segments)
     key_field = schema.field(key)
     by_path = {s.path: s for s in segments}
-    fragments = [_FORMAT.make_fragment(s.path, _FILESYSTEM,
-                                       partition_expression=segment_facts(s, key_field))
-                 for s in segments]
+    fragments = [_fragment(s, key_field) for s in segments]
     dataset = pds.FileSystemDataset(fragments, schema, _FORMAT, _FILESYSTEM)
     try:
         kept = {f.path for f in dataset.get_fragments(filter=condition)}

@@ -111,12 +111,14 @@ class TableStore:
         return part.read(schema, include_deleted=include_deleted)
 
     def read_filtered(self, scope: str, schema: pa.Schema, condition: pc.Expression, *,
-                      include_deleted: bool = False) -> pa.Table:
-        """``read`` filtered by ``condition``; opens only the segments that may match it."""
+                      include_deleted: bool = False, exact: bool = True) -> pa.Table:
+        """``read`` filtered by ``condition``; opens only the segments that may match it
+        (``exact=False``: see ``Partition.read_filtered``)."""
         part = self._partitions.get(scope)
         if part is None:
-            return schema.empty_table().filter(condition)
-        return part.read_filtered(schema, condition, include_deleted=include_deleted)
+            return schema.empty_table()
+        return part.read_filtered(schema, condition, include_deleted=include_deleted,
+                                  exact=exact)
 
     def lookup(self, scope: str, schema: pa.Schema, key: pa.Scalar) -> pa.Table:
         """The live row of ``scope`` whose primary key is ``key`` (zero or one row)."""
