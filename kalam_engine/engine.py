@@ -24,6 +24,7 @@ from kalam_engine.catalog.cache import SchemaCache
 from kalam_engine.catalog.store import CatalogStore
 from kalam_engine.handlers import dml, introspection
 from kalam_engine.handlers.system_tables import SYSTEM_TABLES
+from kalam_engine.lifecycle import DEFAULT_MEMORY_LIMIT, DEFAULT_STATEMENT_TIMEOUT, checked_limit
 from kalam_engine.live import LiveEvent, LiveRegistry, Subscription
 from kalam_engine.model.context import ROOT_USER, ExecutionContext, Role, TableId
 from kalam_engine.model.errors import (
@@ -48,28 +49,6 @@ from kalam_engine.storage.sqlite_db import DURABILITY_LEVELS, SqliteDatabase
 from kalam_engine.storage.storages import StorageRegistry
 
 T = TypeVar("T")
-
-# KalamDB's server stops a statement after 300 s; a notebook user can set None (no limit).
-DEFAULT_STATEMENT_TIMEOUT: float | None = 300.0
-
-
-def _default_memory_limit() -> int:
-    """A quarter of the machine's memory (2 GiB where it cannot be read)."""
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 4
-    except (ValueError, OSError, AttributeError):
-        return 2 << 30
-
-
-DEFAULT_MEMORY_LIMIT: int | None = _default_memory_limit()  # bytes per statement
-
-
-def _checked_limit(value: Any, name: str) -> Any:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
-                              or not value > 0):
-        raise InvalidParameterError(f"{name} must be a positive number or None, not {value!r}")
-    return value
-
 
 class _Part(Generic[T]):
     """A read-only engine attribute that is the attribute of its services of the same name."""
@@ -103,8 +82,8 @@ class Engine:
         if not isinstance(read_only, bool):
             raise InvalidParameterError("read_only must be True or False")
         options = lifecycle.Options(cache_capacity, fast_paths,
-                                    _checked_limit(memory_limit, "memory_limit"),
-                                    _checked_limit(statement_timeout, "statement_timeout"))
+                                    checked_limit(memory_limit, "memory_limit"),
+                                    checked_limit(statement_timeout, "statement_timeout"))
         self._lock = threading.RLock()
         self.services: Services = lifecycle.open_services(
             data_path(path), read_only, durability, options, SYSTEM_TABLES)
@@ -247,7 +226,7 @@ class Engine:
 
     @statement_timeout.setter
     def statement_timeout(self, seconds: float | None) -> None:
-        self.services.runner.statement_timeout = _checked_limit(seconds, "statement_timeout")
+        self.services.runner.statement_timeout = checked_limit(seconds, "statement_timeout")
 
 
 def connect(path: str | os.PathLike[str] = ":memory:", **options: Any) -> Engine:

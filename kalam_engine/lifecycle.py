@@ -4,10 +4,12 @@ rebuild them in place on RESTORE; close them."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from kalam_engine.catalog.cache import SchemaCache
 from kalam_engine.catalog.store import CatalogStore
@@ -34,6 +36,28 @@ from kalam_engine.storage.manager import StorageManager
 from kalam_engine.storage.read_view import ReadOnlyView
 from kalam_engine.storage.sqlite_db import SqliteDatabase
 from kalam_engine.storage.storages import StorageRegistry
+
+# KalamDB's server stops a statement after 300 s; a notebook user can set None (no limit).
+DEFAULT_STATEMENT_TIMEOUT: float | None = 300.0
+
+
+def _default_memory_limit() -> int:
+    """A quarter of the machine's memory (2 GiB where it cannot be read)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 4
+    except (ValueError, OSError, AttributeError):
+        return 2 << 30
+
+
+DEFAULT_MEMORY_LIMIT: int | None = _default_memory_limit()  # bytes per statement
+
+
+def checked_limit(value: Any, name: str) -> Any:
+    """``value`` if it is None or a positive number, else InvalidParameterError."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
+                              or not value > 0):
+        raise InvalidParameterError(f"{name} must be a positive number or None, not {value!r}")
+    return value
 
 
 @dataclass(frozen=True)
