@@ -160,3 +160,44 @@ def test_no_function_over_50_lines() -> None:
                                      "providers"])
 def test_no_function_over_50_lines_in_the_engine_core(package: str) -> None:
     assert long_functions(PACKAGE / package) == []
+
+
+# --- the handler registry
+_ONE_OF_EACH = [
+    "SELECT 1", "INSERT INTO t VALUES (1)", "UPDATE t SET a = 1 WHERE id = 1",
+    "DELETE FROM t WHERE id = 1", "CREATE NAMESPACE n", "DROP NAMESPACE n",
+    "ALTER NAMESPACE n SET OPTIONS (a = 'b')", "USE n", "SHOW NAMESPACES",
+    "CREATE TABLE t (id INT PRIMARY KEY)", "DROP TABLE t", "ALTER TABLE t ADD COLUMN b INT",
+    "SHOW TABLES", "DESCRIBE TABLE t", "SHOW STATS FOR TABLE t", "STORAGE FLUSH TABLE t",
+    "STORAGE COMPACT TABLE t", "BEGIN", "CREATE USER u WITH PASSWORD 'secret12'",
+    "ALTER USER u SET EMAIL 'u@x.org'", "DROP USER u", "EXECUTE AS USER u (SELECT 1)",
+    "SUBSCRIBE TO SELECT * FROM n.t", "BACKUP DATABASE TO '/tmp/b'",
+    "RESTORE DATABASE FROM '/tmp/b'", "EXPORT USER DATA", "SHOW EXPORT",
+    "CREATE STORAGE s TYPE filesystem PATH 'p'", "DROP STORAGE s", "SHOW STORAGES",
+    "STORAGE CHECK local",
+]
+
+
+@pytest.mark.parametrize("sql", _ONE_OF_EACH)
+def test_every_statement_has_one_registered_handler(sql: str) -> None:
+    from kalam_engine.handlers import HANDLERS
+    from kalam_engine.sql.parser import parse_statement
+
+    assert type(parse_statement(sql)) in HANDLERS
+
+
+def test_every_alter_action_has_a_function() -> None:
+    import typing
+
+    from kalam_engine.handlers.alter_table import _ACTIONS
+    from kalam_engine.sql import statements as st
+
+    assert set(typing.get_args(st.AlterAction)) == set(_ACTIONS)
+
+
+def test_a_statement_type_gets_one_handler() -> None:
+    from kalam_engine.handlers import handles
+    from kalam_engine.sql import statements as st
+
+    with pytest.raises(RuntimeError, match="QueryStatement has two handlers"):
+        handles(st.QueryStatement)(lambda services, stmt, ctx, params: None)

@@ -10,8 +10,9 @@ The way of one statement, e.g. ``INSERT INTO app.t VALUES ($1)`` (``Engine.execu
   ``sql/user_commands.py``, ``sql/backup_commands.py``, ``sql/storage_commands.py``,
   ``live/sql.py``);
 - dispatched: :func:`run_statement` below -> the handler registered for its type
-  (SELECT: ``query.py``; INSERT/UPDATE/DELETE: ``dml.py``; CREATE/ALTER/DROP TABLE:
-  ``tables.py``; NAMESPACE and USE: ``namespaces.py``; SHOW/DESCRIBE: ``introspection.py``;
+  (SELECT, BEGIN/COMMIT: ``query.py``; INSERT/UPDATE/DELETE: ``dml.py``; CREATE/DROP TABLE:
+  ``tables.py`` with ``table_options.py``; ALTER TABLE: ``alter_table.py``; NAMESPACE and USE:
+  ``namespaces.py``; SHOW/DESCRIBE: ``introspection.py``;
   USER and EXECUTE AS: ``users.py``; STORAGE FLUSH/COMPACT: ``storage.py``; CREATE/DROP/SHOW
   STORAGE, STORAGE CHECK: ``storages.py``; BACKUP/RESTORE: ``backup.py``; EXPORT: ``export.py``;
   SUBSCRIBE: ``live.py``);
