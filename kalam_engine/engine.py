@@ -45,10 +45,11 @@ from kalam_engine.storage.catalog_file import catalog_error
 from kalam_engine.storage.data_dir import CATALOG_FILE, data_path
 from kalam_engine.storage.manager import StorageManager
 from kalam_engine.storage.read_view import ReadOnlyView
-from kalam_engine.storage.sqlite_db import DURABILITY_LEVELS, SqliteDatabase
+from kalam_engine.storage.sqlite_db import SqliteDatabase
 from kalam_engine.storage.storages import StorageRegistry
 
 T = TypeVar("T")
+
 
 class _Part(Generic[T]):
     """A read-only engine attribute that is the attribute of its services of the same name."""
@@ -59,7 +60,9 @@ class _Part(Generic[T]):
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = self.name or name
 
-    def __get__(self, engine: Engine, owner: type | None = None) -> T:
+    def __get__(self, engine: Engine | None, owner: type | None = None) -> T:
+        if engine is None:  # looked up on the class
+            return self  # type: ignore[return-value]
         return getattr(engine.services, self.name or "")
 
 
@@ -76,14 +79,8 @@ class Engine:
                  fast_paths: bool = True, read_only: bool = False,
                  memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
                  statement_timeout: float | None = DEFAULT_STATEMENT_TIMEOUT) -> None:
-        if durability not in DURABILITY_LEVELS:
-            raise InvalidParameterError(f"Unknown durability '{durability}'",
-                                        hint="use 'full', 'normal' or 'off'")
-        if not isinstance(read_only, bool):
-            raise InvalidParameterError("read_only must be True or False")
-        options = lifecycle.Options(cache_capacity, fast_paths,
-                                    checked_limit(memory_limit, "memory_limit"),
-                                    checked_limit(statement_timeout, "statement_timeout"))
+        options = lifecycle.checked_options(durability, read_only, cache_capacity, fast_paths,
+                                            memory_limit, statement_timeout)
         self._lock = threading.RLock()
         self.services: Services = lifecycle.open_services(
             data_path(path), read_only, durability, options, SYSTEM_TABLES)

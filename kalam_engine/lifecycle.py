@@ -34,7 +34,7 @@ from kalam_engine.storage.data_dir import (
 from kalam_engine.storage.dir_lock import DirectoryLock
 from kalam_engine.storage.manager import StorageManager
 from kalam_engine.storage.read_view import ReadOnlyView
-from kalam_engine.storage.sqlite_db import SqliteDatabase
+from kalam_engine.storage.sqlite_db import DURABILITY_LEVELS, SqliteDatabase
 from kalam_engine.storage.storages import StorageRegistry
 
 # KalamDB's server stops a statement after 300 s; a notebook user can set None (no limit).
@@ -68,6 +68,18 @@ class Options:
     fast_paths: bool
     memory_limit: int | None
     statement_timeout: float | None
+
+
+def checked_options(durability: str, read_only: bool, cache_capacity: int, fast_paths: bool,
+                    memory_limit: int | None, statement_timeout: float | None) -> Options:
+    """The options of ``connect()``, or InvalidParameterError naming the bad one."""
+    if durability not in DURABILITY_LEVELS:
+        raise InvalidParameterError(f"Unknown durability '{durability}'",
+                                    hint="use 'full', 'normal' or 'off'")
+    if not isinstance(read_only, bool):
+        raise InvalidParameterError("read_only must be True or False")
+    return Options(cache_capacity, fast_paths, checked_limit(memory_limit, "memory_limit"),
+                   checked_limit(statement_timeout, "statement_timeout"))
 
 
 def open_services(path: Path | None, read_only: bool, durability: str, options: Options,
