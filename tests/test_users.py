@@ -127,7 +127,7 @@ def test_password_hash_is_masked_below_dba(db) -> None:
 
     db.execute("CREATE USER alice WITH PASSWORD 'password1' ROLE user")
     for role, masked in ((Role.USER, True), (Role.SERVICE, True), (Role.DBA, False)):
-        table = users_table(db, kalam_engine.ExecutionContext("x", role))
+        table = users_table(db.services, kalam_engine.ExecutionContext("x", role))
         hashes = dict(zip(table["user_id"].to_pylist(), table["password_hash"].to_pylist(),
                           strict=True))
         assert (hashes["alice"] == "***") is masked

@@ -23,7 +23,9 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from kalam_engine import lifecycle
 from kalam_engine.auth.permissions import require_admin
+from kalam_engine.handlers import Params, handles
 from kalam_engine.model.context import ExecutionContext
 from kalam_engine.model.errors import (
     AlreadyExistsError,
@@ -36,25 +38,25 @@ from kalam_engine.model.errors import (
 from kalam_engine.result import Result
 from kalam_engine.sql.backup_commands import BackupDatabase, RestoreDatabase
 from kalam_engine.storage import backup as copies
-from kalam_engine.storage.catalog_file import WAL_SUFFIXES, open_catalog
+from kalam_engine.storage.catalog_file import WAL_SUFFIXES
 from kalam_engine.storage.data_dir import CATALOG_FILE
 from kalam_engine.storage.failures import file_error, storage_error
 from kalam_engine.storage.jobs import BACKUP_PREFIX, RESTORE_PREFIX, Job, record_job
 from kalam_engine.storage.segment_files import STORAGE_DIR
 
 if TYPE_CHECKING:
-    from kalam_engine.engine import Engine
+    from kalam_engine.services import Services
 
 _GUARD = threading.Lock()
 _SYNCHRONOUS = {0: "off", 1: "normal"}  # PRAGMA synchronous -> connect(durability=...)
 
 
-def _exclusive(engine: Engine) -> threading.Lock:
-    """One BACKUP or RESTORE at a time per engine."""
+def _exclusive(services: Services) -> threading.Lock:
+    """One BACKUP or RESTORE at a time per services."""
     with _GUARD:
-        lock = engine.__dict__.get("_backup_lock")
+        lock = services.__dict__.get("_backup_lock")
         if lock is None:
-            lock = engine.__dict__["_backup_lock"] = threading.Lock()
+            lock = services.__dict__["_backup_lock"] = threading.Lock()
         return lock
 
 
@@ -69,21 +71,21 @@ def _resolve(text: str, what: str) -> Path:
         raise InvalidParameterError(f"The {what} path '{text}' cannot be used: {exc}") from None
 
 
-def _outside_data_dir(engine: Engine, path: Path, what: str) -> None:
-    if engine.path is None:
+def _outside_data_dir(services: Services, path: Path, what: str) -> None:
+    if services.path is None:
         return
-    data = engine.path.resolve()
+    data = services.path.resolve()
     if path == data or path.is_relative_to(data):
         raise InvalidParameterError(
             f"The {what} '{path}' is inside the data directory '{data}'",
             hint="choose a directory outside the data directory (its files are the engine's)")
 
 
-def backup_target(engine: Engine, text: str) -> Path:
+def backup_target(services: Services, text: str) -> Path:
     """The directory BACKUP writes: outside the data directory, its parent existing, itself
     absent or an empty directory."""
     path = _resolve(text, "backup")
-    _outside_data_dir(engine, path, "backup directory")
+    _outside_data_dir(services, path, "backup directory")
     if not path.parent.is_dir():
         raise InvalidParameterError(f"The parent directory of '{path}' does not exist",
                                     hint=f"create {path.parent} first")
@@ -98,9 +100,9 @@ def backup_target(engine: Engine, text: str) -> Path:
     return path
 
 
-def restore_source(engine: Engine, text: str) -> Path:
+def restore_source(services: Services, text: str) -> Path:
     path = _resolve(text, "restore")
-    _outside_data_dir(engine, path, "backup to restore")
+    _outside_data_dir(services, path, "backup to restore")
     if not path.is_dir():
         raise MissingFileError(f"There is no backup directory '{path}'",
                                hint="give a directory written by BACKUP DATABASE TO '<dir>'")
@@ -111,44 +113,48 @@ def restore_source(engine: Engine, text: str) -> Path:
 
 
 # --- BACKUP
-def backup_database(engine: Engine, stmt: BackupDatabase, ctx: ExecutionContext) -> Result:
+@handles(BackupDatabase)
+def backup_database(services: Services, stmt: BackupDatabase, ctx: ExecutionContext,
+                    params: Params) -> Result:
     require_admin(ctx, "BACKUP DATABASE")
-    target = backup_target(engine, stmt.path)
+    target = backup_target(services, stmt.path)
     job = Job(BACKUP_PREFIX, {"path": str(target)})
-    with _exclusive(engine):
+    with _exclusive(services):
         try:
             staging = copies.staging_dir(target.parent, target.name)
         except OSError as exc:
             raise file_error(exc, f"create a directory beside {target}") from None
         try:
-            with engine.storage.deletions.held():
-                outcome = copies.copy_database(engine._db, engine.path, staging)
+            with services.storage.deletions.held():
+                outcome = copies.copy_database(services.db, services.path, staging)
             copies.publish(staging, target)
         except BaseException as exc:
             copies.discard(staging)
-            _failed(engine, job, exc)
+            _failed(services, job, exc)
             raise _storage(exc, f"write the backup {target}") from None
     message = (f"Database backed up to '{target}': catalog ({outcome.catalog_bytes} bytes) and "
                f"{outcome.segments} segment file(s) ({outcome.segment_bytes} bytes), checksums "
                f"verified. Job ID: {job.job_id}")
     job.parameters.update(segments=outcome.segments, bytes=outcome.segment_bytes
                           + outcome.catalog_bytes)
-    record_job(engine._db, job, "completed", message)
+    record_job(services.db, job, "completed", message)
     return Result("command", message=message)
 
 
 # --- RESTORE
-def restore_database(engine: Engine, stmt: RestoreDatabase, ctx: ExecutionContext) -> Result:
+@handles(RestoreDatabase)
+def restore_database(services: Services, stmt: RestoreDatabase, ctx: ExecutionContext,
+                     params: Params) -> Result:
     require_admin(ctx, "RESTORE DATABASE")
-    if engine.path is None:
+    if services.path is None:
         raise UnsupportedError(
             "RESTORE DATABASE needs a data directory; this database is ':memory:'",
             hint="a backup is a data directory: open it with kalam_engine.connect('<dir>')")
-    source = restore_source(engine, stmt.path)
+    source = restore_source(services, stmt.path)
     job = Job(RESTORE_PREFIX, {"path": str(source)})
-    with _exclusive(engine):
+    with _exclusive(services):
         try:
-            staging = copies.staging_dir(engine.path, "restore")
+            staging = copies.staging_dir(services.path, "restore")
         except OSError as exc:
             raise file_error(exc, "create a directory in the data directory") from None
         try:
@@ -156,49 +162,41 @@ def restore_database(engine: Engine, stmt: RestoreDatabase, ctx: ExecutionContex
         except BaseException as exc:
             copies.discard(staging)
             raise _storage(exc, f"read the backup {source}") from None
-        _swap_in(engine, staging)
+        _swap_in(services, staging)
     message = (f"Database restored from '{source}': {outcome.segments} segment file(s), "
                f"checksums verified. Job ID: {job.job_id}")
-    record_job(engine._db, job, "completed", message)
+    record_job(services.db, job, "completed", message)
     return Result("command", message=message)
 
 
-def _swap_in(engine: Engine, staging: Path) -> None:
+def _swap_in(services: Services, staging: Path) -> None:
     """Replace the engine's catalog and segments with the verified copy in ``staging``, then
     rebuild everything the engine holds in memory."""
-    assert engine.path is not None
-    rows = engine._db.query("PRAGMA synchronous")
+    assert services.path is not None
+    rows = services.db.query("PRAGMA synchronous")
     durability = _SYNCHRONOUS.get(int(rows[0][0]), "full")
-    options = (engine.cache.capacity, engine.fast_paths, engine.runner.memory_limit,
-               engine.statement_timeout)
-    listeners = list(engine.storage._listeners)
+    listeners = list(services.storage._listeners)
     with contextlib.ExitStack() as stack:
-        _lock_every_table(engine, stack)
-        stack.enter_context(engine._db.lock)  # no statement reaches the catalog meanwhile
-        engine.storage.stop_eviction()
-        for store in list(engine.storage._stores.values()):
+        _lock_every_table(services, stack)
+        stack.enter_context(services.db.lock)  # no statement reaches the catalog meanwhile
+        services.storage.stop_eviction()
+        for store in list(services.storage._stores.values()):
             store.dropped = True  # a write that waited for its table now fails cleanly
-        for definition in engine.catalog.latest_tables():
-            engine.cache.retire(definition.table_id, "RESTORE DATABASE replaced the database")
-        engine.cache.clear()
-        engine._db.close()
-        _replace_files(engine.path, staging)
-    try:
-        engine._db = open_catalog(engine.path / CATALOG_FILE, durability)
-        engine._open(*options)
-    except BaseException:
-        engine._closed = True
-        engine._abandon()
-        raise
+        for definition in services.catalog.latest_tables():
+            services.cache.retire(definition.table_id, "RESTORE DATABASE replaced the database")
+        services.cache.clear()
+        services.db.close()
+        _replace_files(services.path, staging)
+    lifecycle.reopen(services, durability)
     for listener in listeners:
-        engine.storage.add_listener(listener)
+        services.storage.add_listener(listener)
 
 
-def _lock_every_table(engine: Engine, stack: contextlib.ExitStack) -> None:
+def _lock_every_table(services: Services, stack: contextlib.ExitStack) -> None:
     """Hold the write lock of every table (a statement holds at most one, so no deadlock)."""
     held: set[int] = set()
     while True:
-        stores = [s for s in list(engine.storage._stores.values()) if id(s) not in held]
+        stores = [s for s in list(services.storage._stores.values()) if id(s) not in held]
         if not stores:
             return
         for store in sorted(stores, key=lambda s: s.table_id.key):
@@ -234,6 +232,6 @@ def _storage(exc: BaseException, action: str) -> BaseException:
     return StorageError(f"Could not {action}: {exc}", hint="check the disk and the path")
 
 
-def _failed(engine: Engine, job: Job, exc: BaseException) -> None:
+def _failed(services: Services, job: Job, exc: BaseException) -> None:
     with contextlib.suppress(Exception):
-        record_job(engine._db, job, "failed", str(exc))
+        record_job(services.db, job, "failed", str(exc))

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from kalam_engine.handlers import Params, handles
 from kalam_engine.model.context import ExecutionContext, TableType
 from kalam_engine.model.definitions import DELETED_COLUMN
 from kalam_engine.model.errors import TableNotFoundError, UnsupportedError
@@ -28,27 +29,29 @@ from kalam_engine.storage.failures import file_error
 from kalam_engine.storage.jobs import EXPORT_PREFIX, JOB_TYPES, Job, record_job
 
 if TYPE_CHECKING:
-    from kalam_engine.engine import Engine
+    from kalam_engine.services import Services
 
 EXPORT_DIR = "exports"
 
 
-def export_user_data(engine: Engine, stmt: ExportUserData, ctx: ExecutionContext) -> Result:
-    if engine.path is None:
+@handles(ExportUserData)
+def export_user_data(services: Services, stmt: ExportUserData, ctx: ExecutionContext,
+                     params: Params) -> Result:
+    if services.path is None:
         raise UnsupportedError(
             "EXPORT USER DATA needs a data directory; this database is ':memory:'",
             hint="SELECT your rows instead, or open a directory with kalam_engine.connect('<dir>')")
     job = Job(EXPORT_PREFIX, {"user_id": ctx.user_id})
-    folder = engine.path / EXPORT_DIR / ctx.user_id
+    folder = services.path / EXPORT_DIR / ctx.user_id
     path = folder / f"{job.job_id}.zip"
     buffer = io.BytesIO()
     tables: dict[str, int] = {}
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
-        for definition in engine.catalog.latest_tables():
+        for definition in services.catalog.latest_tables():
             if definition.table_type is not TableType.USER:
                 continue
             try:
-                provider = engine.cache.get_provider(definition.table_id)
+                provider = services.cache.get_provider(definition.table_id)
             except TableNotFoundError:  # dropped since the list was read
                 continue
             rows = provider.visible_rows(ctx)  # the caller's partition only
@@ -75,7 +78,7 @@ def export_user_data(engine: Engine, stmt: ExportUserData, ctx: ExecutionContext
     job.parameters.update(path=str(path), tables=len(tables), rows=total, size_bytes=len(data))
     message = (f"User data export completed for user '{ctx.user_id}': {total} row(s) from "
                f"{len(tables)} table(s) written to '{path}'. Job ID: {job.job_id}")
-    record_job(engine._db, job, "completed", message)
+    record_job(services.db, job, "completed", message)
     return Result("command", message=message)
 
 
@@ -91,9 +94,11 @@ _SHOW_SCHEMA = pa.schema([("export_id", pa.string()), ("user_id", pa.string()),
                           ("size_bytes", pa.int64()), ("created_at", pa.timestamp("us", "UTC"))])
 
 
-def show_export(engine: Engine, stmt: ShowExport, ctx: ExecutionContext) -> Result:
+@handles(ShowExport)
+def show_export(services: Services, stmt: ShowExport, ctx: ExecutionContext,
+                params: Params) -> Result:
     """The caller's own exports, oldest first."""
-    found = engine._db.query(
+    found = services.db.query(
         "SELECT job_id, status, parameters, created_at FROM jobs WHERE job_type = ? "
         "AND json_extract(parameters, '$.user_id') = ? ORDER BY created_at, job_id",
         (JOB_TYPES[EXPORT_PREFIX], ctx.user_id))

@@ -1,22 +1,25 @@
-"""SHOW NAMESPACES / SHOW TABLES / DESCRIBE TABLE / SHOW STATS, and the system tables' rows."""
+"""SHOW NAMESPACES / SHOW TABLES / DESCRIBE TABLE / SHOW STATS, the rows of the catalog's
+system tables, and the engine's summaries for the notebook layer."""
 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from kalam_engine.model.context import ExecutionContext, Role
+from kalam_engine.handlers import Params, handles
+from kalam_engine.model.context import ExecutionContext, Role, TableType
 from kalam_engine.model.definitions import TableDefinition
 from kalam_engine.model.errors import NamespaceNotFoundError
-from kalam_engine.providers import system_extra
+from kalam_engine.providers.system import SYSTEM_NAMESPACE
+from kalam_engine.providers.system_extra import version
 from kalam_engine.result import Result
 from kalam_engine.sql import statements as st
 from kalam_engine.sql.names import validate_namespace
 
 if TYPE_CHECKING:
-    from kalam_engine.engine import Engine
+    from kalam_engine.services import Services
 
 TS = pa.timestamp("us", tz="UTC")
 
@@ -26,9 +29,9 @@ def _ts(values: list[float | None]) -> pa.Array:
         .cast(TS)
 
 
-def namespaces_table(engine: Engine) -> pa.Table:
-    rows = engine.all_namespaces()
-    counts = {ns: len(engine.catalog.table_names(ns)) for ns, _, _ in rows}
+def namespaces_table(services: Services) -> pa.Table:
+    rows = services.all_namespaces()
+    counts = {ns: len(services.catalog.table_names(ns)) for ns, _, _ in rows}
     return pa.table({
         "namespace_id": [r[0] for r in rows],
         "name": [r[0] for r in rows],
@@ -68,8 +71,8 @@ def _options_json(d: TableDefinition) -> str:
     return json.dumps(data)
 
 
-def schemas_table(engine: Engine) -> pa.Table:
-    versions = engine.catalog.all_versions()
+def schemas_table(services: Services) -> pa.Table:
+    versions = services.catalog.all_versions()
     defs = [d for d, _ in versions]
     return pa.table({
         "table_id": [d.table_id.key for d in defs],
@@ -116,48 +119,66 @@ def columns_table(definitions: list[TableDefinition]) -> pa.Table:
     })
 
 
-def stats_table(engine: Engine) -> pa.Table:
-    stats = engine.cache.stats()
-    sizes = engine.storage.data_sizes()
+def stats_table(services: Services) -> pa.Table:
+    stats = services.cache.stats()
+    sizes = services.storage.data_sizes()
     metrics = {
         "schema_cache_entries": stats.entries, "schema_cache_capacity": stats.capacity,
         "schema_cache_hits": stats.hits, "schema_cache_misses": stats.misses,
         "schema_cache_evictions": stats.evictions, "schema_cache_revived": stats.revived,
         "providers_built": stats.built, "live_providers": stats.live_providers,
         "schema_cache_memory_bytes": stats.memory_bytes,
-        "total_namespaces": len(engine.all_namespaces()),
-        "total_tables": len(engine.catalog.latest_tables()),
+        "total_namespaces": len(services.all_namespaces()),
+        "total_tables": len(services.catalog.latest_tables()),
         **{k: v for k, v in sizes.items()},
-        **system_extra.kalamdb_stats(engine),
+        **_kalamdb_stats(services),
     }
     return pa.table({"metric_name": list(metrics),
                      "metric_value": [str(v) for v in metrics.values()]})
 
 
+def _kalamdb_stats(services: Services) -> dict[str, Any]:
+    """KalamDB's metric names, beside ours."""
+    users = services.db.query("SELECT COUNT(*) FROM users WHERE deleted_at IS NULL")[0][0]
+    return {
+        "schema_cache_size": services.cache.stats().entries,
+        "schema_registry_size": len(services.catalog.latest_tables())
+        + len(services.system_tables),
+        "total_users": users,
+        "server_version": version(),
+    }
+
+
 # --- statements
-def show_namespaces(engine: Engine, stmt: st.ShowNamespaces, ctx: ExecutionContext) -> Result:
-    table = namespaces_table(engine)
+@handles(st.ShowNamespaces)
+def show_namespaces(services: Services, stmt: st.ShowNamespaces, ctx: ExecutionContext,
+                    params: Params) -> Result:
+    table = namespaces_table(services)
     return Result("query", table=table, row_count=table.num_rows)
 
 
-def show_tables(engine: Engine, stmt: st.ShowTables, ctx: ExecutionContext) -> Result:
+@handles(st.ShowTables)
+def show_tables(services: Services, stmt: st.ShowTables, ctx: ExecutionContext,
+                params: Params) -> Result:
     ns = None
     if stmt.namespace is not None:
         ns = validate_namespace(stmt.namespace)
-        if not engine.namespace_exists(ns):
+        if not services.namespace_exists(ns):
             raise NamespaceNotFoundError(f"Namespace '{ns}' does not exist")
-    defs = engine.catalog.latest_tables(ns)
+    defs = services.catalog.latest_tables(ns)
     table = tables_table(defs).select(["namespace_id", "table_name", "table_type", "storage_id",
                                        "version", "options", "comment", "updated_at",
                                        "created_at"])
     return Result("query", table=table, row_count=table.num_rows)
 
 
-def describe_table(engine: Engine, stmt: st.DescribeTable, ctx: ExecutionContext) -> Result:
-    table_id = engine.table_id_for(stmt.table, ctx)
-    definition = engine.cache.get_definition(table_id)
+@handles(st.DescribeTable)
+def describe_table(services: Services, stmt: st.DescribeTable, ctx: ExecutionContext,
+                   params: Params) -> Result:
+    table_id = services.table_id_for(stmt.table, ctx)
+    definition = services.cache.get_definition(table_id)
     if stmt.history:
-        defs = [d for d, _ in engine.catalog.all_versions() if d.table_id == table_id]
+        defs = [d for d, _ in services.catalog.all_versions() if d.table_id == table_id]
     else:
         defs = [definition]
     rows = [(d, c, i) for d in defs for i, c in enumerate(d.columns)]
@@ -176,12 +197,14 @@ def describe_table(engine: Engine, stmt: st.DescribeTable, ctx: ExecutionContext
     return Result("query", table=table, row_count=table.num_rows)
 
 
-def show_stats(engine: Engine, stmt: st.ShowStats, ctx: ExecutionContext) -> Result:
+@handles(st.ShowStats)
+def show_stats(services: Services, stmt: st.ShowStats, ctx: ExecutionContext,
+               params: Params) -> Result:
     """One row of figures for a table. Below role dba the figures are those of the caller's own
     partition (their rows of a USER/STREAM table), so they never move with other users'
     writes; dba and system see the whole table."""
-    table_id = engine.table_id_for(stmt.table, ctx)
-    provider = engine.cache.get_provider(table_id)
+    table_id = services.table_id_for(stmt.table, ctx)
+    provider = services.cache.get_provider(table_id)
     store = provider.store
     visible = provider.visible_rows(ctx).num_rows if store is not None else 0
     hot_rows = hot_bytes = segments = 0
@@ -192,7 +215,7 @@ def show_stats(engine: Engine, stmt: st.ShowStats, ctx: ExecutionContext) -> Res
         part = store.existing_partition(provider.scope(ctx))
         if part is not None:
             hot_rows, hot_bytes, segments = part.row_count, part.nbytes, len(part.segments)
-    entry = engine.cache.peek(table_id)
+    entry = services.cache.peek(table_id)
     table = pa.table({
         "table_name": [table_id.name], "namespace": [table_id.namespace],
         "schema_version": pa.array([provider.core.schema_version], pa.int32()),
@@ -203,3 +226,42 @@ def show_stats(engine: Engine, stmt: st.ShowStats, ctx: ExecutionContext) -> Res
         "memory_bytes": pa.array([hot_bytes + (entry.memory_bytes if entry else 0)], pa.int64()),
     })
     return Result("query", table=table, row_count=1)
+
+
+# --- summaries for the notebook layer (Engine.catalog_snapshot, table_stats, user_count)
+def catalog_snapshot(services: Services) -> dict[str, dict[str, list[str]]]:
+    """Namespace -> table -> column names, ``system`` included."""
+    out: dict[str, dict[str, list[str]]] = {ns: {} for ns in services.namespace_names()}
+    for d in services.catalog.latest_tables():
+        out.setdefault(d.table_id.namespace, {})[d.table_id.name] = d.user_column_names()
+    out[SYSTEM_NAMESPACE] = {name: list(system.schema.names)
+                             for name, system in services.system_tables.items()}
+    return out
+
+
+def table_stats(services: Services) -> list[dict[str, Any]]:
+    out = []
+    for d in services.catalog.latest_tables():
+        entry = services.cache.peek(d.table_id)
+        store = services.storage.existing_store(d.table_id)
+        hot_rows, hot_bytes = store.hot_stats() if store else (0, 0)
+        cold_rows, cold_bytes, _segments = store.cold_stats() if store else (0, 0, 0)
+        out.append({"table": str(d.table_id), "type": d.table_type.value,
+                    "schema_version": d.schema_version,
+                    "provider_id": id(entry.provider) if entry else None,
+                    "cached": entry is not None,
+                    "hot_rows": hot_rows, "hot_bytes": hot_bytes,
+                    "cold_rows": cold_rows, "cold_bytes": cold_bytes,
+                    "users": len(store.scopes()) if store and
+                    d.table_type is not TableType.SHARED else 0})
+    return out
+
+
+def user_count(services: Services) -> int:
+    """Users with rows in some USER or STREAM table."""
+    users: set[str] = set()
+    for d in services.catalog.latest_tables():
+        store = services.storage.existing_store(d.table_id)
+        if store is not None and d.table_type is not TableType.SHARED:
+            users.update(store.scopes())
+    return len(users)

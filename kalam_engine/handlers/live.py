@@ -7,17 +7,20 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from kalam_engine.handlers import Params, handles
 from kalam_engine.live.sql import SubscribeStatement
 from kalam_engine.model.context import ExecutionContext
 from kalam_engine.result import Result
 
 if TYPE_CHECKING:
-    from kalam_engine.engine import Engine
+    from kalam_engine.services import Services
 
 
-def subscribe(engine: Engine, stmt: SubscribeStatement, ctx: ExecutionContext) -> Result:
+@handles(SubscribeStatement)
+def subscribe(services: Services, stmt: SubscribeStatement, ctx: ExecutionContext,
+              params: Params) -> Result:
     options = dict(stmt.options)
-    sub = engine.live.subscribe(engine, stmt.query_sql, ctx, **options)
+    sub = services.live.subscribe(services, stmt.query_sql, ctx, **options)
     message = (f"Subscription {sub.subscription_id} started: {sub.total_rows} row(s) in the "
                f"snapshot; read result.subscription, then close() it")
     table = pa.table({

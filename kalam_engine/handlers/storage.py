@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from kalam_engine.auth.permissions import require_role
+from kalam_engine.handlers import Params, handles
 from kalam_engine.model.context import ExecutionContext, Role, TableId, TableType
 from kalam_engine.model.errors import NamespaceNotFoundError, TableNotFoundError, UnsupportedError
 from kalam_engine.result import Result
@@ -20,7 +21,7 @@ from kalam_engine.sql.names import validate_namespace
 from kalam_engine.storage.flush import StorageJobOutcome
 
 if TYPE_CHECKING:
-    from kalam_engine.engine import Engine
+    from kalam_engine.services import Services
     from kalam_engine.storage.table_store import TableStore
 
 _NO_DATA_DIR = "the database is ':memory:' and has no data directory; rows stay in memory"
@@ -30,8 +31,8 @@ def _verb(stmt: st.StorageFlush | st.StorageCompact) -> str:
     return "flush" if isinstance(stmt, st.StorageFlush) else "compact"
 
 
-def _store(engine: Engine, table_id: TableId, verb: str) -> TableStore:
-    provider = engine.cache.get_provider(table_id)
+def _store(services: Services, table_id: TableId, verb: str) -> TableStore:
+    provider = services.cache.get_provider(table_id)
     kind = provider.table_type
     if kind is TableType.STREAM or kind is TableType.SYSTEM:
         raise UnsupportedError(
@@ -41,10 +42,10 @@ def _store(engine: Engine, table_id: TableId, verb: str) -> TableStore:
     return provider.store
 
 
-def _run(engine: Engine, store: TableStore, verb: str) -> StorageJobOutcome | None:
+def _run(services: Services, store: TableStore, verb: str) -> StorageJobOutcome | None:
     if verb == "flush":
-        return engine.storage.flush(store)
-    return engine.storage.compact(store)
+        return services.storage.flush(store)
+    return services.storage.compact(store)
 
 
 def _message(table_id: TableId, verb: str, outcome: StorageJobOutcome | None) -> str:
@@ -75,32 +76,33 @@ def _outcomes_table(done: list[tuple[TableId, StorageJobOutcome | None]]) -> pa.
     })
 
 
-def storage_command(engine: Engine, stmt: st.StorageFlush | st.StorageCompact,
-                    ctx: ExecutionContext) -> Result:
+@handles(st.StorageFlush, st.StorageCompact)
+def storage_command(services: Services, stmt: st.StorageFlush | st.StorageCompact,
+                    ctx: ExecutionContext, params: Params) -> Result:
     """STORAGE FLUSH|COMPACT TABLE ns.t, or ... ALL [IN ns]."""
     verb = _verb(stmt)
     require_role(ctx, Role.SERVICE, f"STORAGE {verb.upper()}")
     if stmt.table is not None:
-        table_id = engine.table_id_for(stmt.table, ctx)
-        outcome = _run(engine, _store(engine, table_id, verb), verb)
+        table_id = services.table_id_for(stmt.table, ctx)
+        outcome = _run(services, _store(services, table_id, verb), verb)
         return Result("command", message=_message(table_id, verb, outcome))
     ns = validate_namespace(stmt.namespace) if stmt.namespace else ctx.namespace
-    if not engine.namespace_exists(ns):
+    if not services.namespace_exists(ns):
         raise NamespaceNotFoundError(f"Namespace '{ns}' does not exist",
                                      hint="SHOW NAMESPACES lists them")
     done = []
-    for definition in engine.catalog.latest_tables():
+    for definition in services.catalog.latest_tables():
         tid = definition.table_id
         if tid.namespace == ns and definition.table_type in (TableType.USER, TableType.SHARED):
             try:
-                done.append((tid, _run(engine, _store(engine, tid, verb), verb)))
+                done.append((tid, _run(services, _store(services, tid, verb), verb)))
             except TableNotFoundError:  # dropped since the list was read: nothing to do
                 continue
     completed = [o for _, o in done if o is not None and o.status == "completed"]
     message = (f"Storage {verb} completed for {len(completed)} of {len(done)} table(s) in "
                f"namespace '{ns}' ({sum(o.rows for o in completed)} row(s), "
                f"{sum(o.segments for o in completed)} segment(s))")
-    if engine.storage.flusher is None:
+    if services.storage.flusher is None:
         message = f"Storage {verb} skipped for namespace '{ns}': {_NO_DATA_DIR}"
     table = _outcomes_table(done)
     return Result("command", table=table, message=message, row_count=table.num_rows)

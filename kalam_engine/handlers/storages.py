@@ -2,7 +2,7 @@
 system.manifest tables (semantics 1.8, 3 and 4).
 
 CREATE/DROP STORAGE and STORAGE CHECK need role dba or system; SHOW STORAGES is open to every
-role (as in KalamDB). Only ``filesystem`` storages exist in the embedded engine.
+role (as in KalamDB). Only ``filesystem`` storages exist in the embedded services.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from kalam_engine.auth.permissions import require_admin
+from kalam_engine.handlers import Params, handles
 from kalam_engine.model.context import ExecutionContext
 from kalam_engine.model.errors import (
     AlreadyExistsError,
@@ -29,6 +30,7 @@ from kalam_engine.model.errors import (
     PermissionDeniedError,
     UnsupportedError,
 )
+from kalam_engine.providers.system_schemas import MANIFEST_SCHEMA, STORAGE_SCHEMA
 from kalam_engine.result import Result
 from kalam_engine.sql.storage_commands import (
     CreateStorage,
@@ -47,20 +49,10 @@ from kalam_engine.storage.storage_paths import (
 from kalam_engine.storage.storages import LOCAL, StorageRow, storage_created_now
 
 if TYPE_CHECKING:
-    from kalam_engine.engine import Engine
+    from kalam_engine.services import Services
 
 _CLOUD_TYPES = ("s3", "gcs", "azure")
 _TS = pa.timestamp("us", tz="UTC")
-STORAGE_SCHEMA = pa.schema([
-    ("storage_id", pa.string()), ("storage_name", pa.string()), ("description", pa.string()),
-    ("storage_type", pa.string()), ("base_directory", pa.string()), ("credentials", pa.string()),
-    ("config_json", pa.string()), ("shared_tables_template", pa.string()),
-    ("user_tables_template", pa.string()), ("created_at", _TS), ("updated_at", _TS)])
-MANIFEST_SCHEMA = pa.schema([
-    ("cache_key", pa.string()), ("namespace_id", pa.string()), ("table_name", pa.string()),
-    ("scope", pa.string()), ("etag", pa.string()), ("last_refreshed", _TS),
-    ("last_accessed", _TS), ("in_memory", pa.bool_()), ("sync_state", pa.string()),
-    ("manifest_json", pa.string())])
 
 
 def _ts(values: list[float]) -> pa.Array:
@@ -68,8 +60,8 @@ def _ts(values: list[float]) -> pa.Array:
 
 
 # --- system tables
-def storages_table(engine: Engine) -> pa.Table:
-    rows = engine.storages.all()
+def storages_table(services: Services) -> pa.Table:
+    rows = services.storages.all()
     data = {name: [getattr(r, name) for r in rows] for name in STORAGE_SCHEMA.names[:9]}
     arrays = [pa.array(data[n], pa.string()) for n in STORAGE_SCHEMA.names[:9]]
     arrays += [_ts([r.created_at for r in rows]), _ts([r.updated_at for r in rows])]
@@ -89,15 +81,15 @@ def _manifest_json(table_key: str, scope: str, segments: list[Segment]) -> str:
         "last_sequence_number": max(s.max_seq for s in segments)})
 
 
-def manifest_table(engine: Engine) -> pa.Table:
+def manifest_table(services: Services) -> pa.Table:
     """One row per (table, user) that has Parquet segments: our manifest in KalamDB's shape.
     ``sync_state`` is ``pending_write`` while the partition also holds hot rows."""
     scopes: dict[tuple[str, str], list[Segment]] = {}
-    for segment in engine.storage.manifest.segments():
+    for segment in services.storage.manifest.segments():
         scopes.setdefault((segment.table_key, segment.scope), []).append(segment)
     cols: dict[str, list] = {name: [] for name in MANIFEST_SCHEMA.names}
-    stores = {tid.key: engine.storage.existing_store(tid)
-              for tid in (d.table_id for d in engine.catalog.latest_tables())}
+    stores = {tid.key: services.storage.existing_store(tid)
+              for tid in (d.table_id for d in services.catalog.latest_tables())}
     for (key, scope), segments in sorted(scopes.items()):
         namespace, _, table = key.partition(":")
         store = stores.get(key)
@@ -121,12 +113,14 @@ def manifest_table(engine: Engine) -> pa.Table:
 
 
 # --- statements
-def show_storages(engine: Engine, stmt: ShowStorages, ctx: ExecutionContext) -> Result:
-    table = storages_table(engine)
+@handles(ShowStorages)
+def show_storages(services: Services, stmt: ShowStorages, ctx: ExecutionContext,
+                  params: Params) -> Result:
+    table = storages_table(services)
     return Result("query", table=table, row_count=table.num_rows)
 
 
-def _row_from(engine: Engine, stmt: CreateStorage) -> StorageRow:
+def _row_from(services: Services, stmt: CreateStorage) -> StorageRow:
     if stmt.storage_type in _CLOUD_TYPES:
         raise UnsupportedError(
             f"Storage type '{stmt.storage_type}' is not supported by the embedded engine",
@@ -161,10 +155,12 @@ def _row_from(engine: Engine, stmt: CreateStorage) -> StorageRow:
                                base, shared, user, config)
 
 
-def create_storage(engine: Engine, stmt: CreateStorage, ctx: ExecutionContext) -> Result:
+@handles(CreateStorage)
+def create_storage(services: Services, stmt: CreateStorage, ctx: ExecutionContext,
+                   params: Params) -> Result:
     require_admin(ctx, "CREATE STORAGE")
-    row = _row_from(engine, stmt)
-    registry = engine.storages
+    row = _row_from(services, stmt)
+    registry = services.storages
     with registry.guard:
         if registry.get(stmt.storage_id) is not None:
             if stmt.if_not_exists:
@@ -172,16 +168,18 @@ def create_storage(engine: Engine, stmt: CreateStorage, ctx: ExecutionContext) -
             raise AlreadyExistsError(f"Storage '{stmt.storage_id}' already exists",
                                      hint="SHOW STORAGES lists them; DROP STORAGE removes one")
         base = registry.base_of(row)
-        check_base(base, engine.path, [registry.base_of(r) for r in registry.custom()])
+        check_base(base, services.path, [registry.base_of(r) for r in registry.custom()])
         registry.create(row)
     return Result("ddl", message=f"Storage '{stmt.storage_id}' created successfully")
 
 
-def drop_storage(engine: Engine, stmt: DropStorage, ctx: ExecutionContext) -> Result:
+@handles(DropStorage)
+def drop_storage(services: Services, stmt: DropStorage, ctx: ExecutionContext,
+                 params: Params) -> Result:
     require_admin(ctx, "DROP STORAGE")
     if stmt.storage_id == LOCAL:
         raise PermissionDeniedError("The storage 'local' is built in and cannot be dropped")
-    registry = engine.storages
+    registry = services.storages
     with registry.guard:
         row = registry.get(stmt.storage_id)
         if row is None:
@@ -189,18 +187,13 @@ def drop_storage(engine: Engine, stmt: DropStorage, ctx: ExecutionContext) -> Re
                 return Result("ddl", message=f"Storage '{stmt.storage_id}' does not exist")
             registry.require(stmt.storage_id)
         assert row is not None
-        users = registry.tables_using(row.storage_id, engine.catalog.latest_tables())
+        users = registry.tables_using(row.storage_id, services.catalog.latest_tables())
         if users:
             raise ConstraintError(
                 f"Cannot drop storage '{row.storage_id}': {len(users)} table(s) still use it "
                 f"({', '.join(users[:5])})", hint="drop those tables first")
         registry.drop(row)
     return Result("ddl", message=f"Storage '{stmt.storage_id}' dropped successfully")
-
-
-def check_storage_for_table(engine: Engine, storage_id: str) -> None:
-    """CREATE TABLE ... WITH (STORAGE_ID='s'): the storage must exist (caller holds guard)."""
-    engine.storages.require(storage_id)
 
 
 # --- STORAGE CHECK
@@ -232,25 +225,13 @@ def _probe(base: Path) -> dict[str, object]:
     return out
 
 
-def storage_check(engine: Engine, stmt: StorageCheck, ctx: ExecutionContext) -> Result:
+@handles(StorageCheck)
+def storage_check(services: Services, stmt: StorageCheck, ctx: ExecutionContext,
+                  params: Params) -> Result:
     require_admin(ctx, "STORAGE CHECK")
-    row = engine.storages.require(stmt.storage_id)
+    row = services.storages.require(stmt.storage_id)
     started = time.perf_counter()
-    if row.storage_id == LOCAL and engine.path is None:
-        result: dict[str, object] = {
-            "writable": False, "readable": False, "listable": False, "deletable": False,
-            "error": "the database is ':memory:' and has no data directory"}
-        base = None
-    else:
-        try:
-            base = engine.storages.base_of(row)
-            if row.storage_id == LOCAL:
-                base.mkdir(parents=True, exist_ok=True)
-            result = _probe(base)
-        except (KalamError, OSError) as exc:
-            base = None
-            result = {"writable": False, "readable": False, "listable": False,
-                      "deletable": False, "error": str(exc)}
+    base, result = _check(services, row)
     latency = (time.perf_counter() - started) * 1000
     healthy = bool(result["writable"] and result["readable"] and result["deletable"]) \
         and (result["listable"] or not stmt.extended)
@@ -264,23 +245,7 @@ def storage_check(engine: Engine, stmt: StorageCheck, ctx: ExecutionContext) -> 
         "latency_ms": pa.array([round(latency, 3)], pa.float64()),
     }
     if stmt.extended:
-        total = free = used = None
-        keys = {d.table_id.key for d in engine.catalog.latest_tables()
-                if d.options.storage_id == row.storage_id}
-        segments = [s for s in engine.storage.manifest.segments() if s.table_key in keys]
-        if base is not None and base.is_dir():
-            usage = shutil.disk_usage(base)
-            total, free = usage.total, usage.free
-            used = usage.total - usage.free
-        columns.update({
-            "storage_type": pa.array([row.storage_type]),
-            "base_directory": pa.array([str(base) if base is not None else row.base_directory]),
-            "total_bytes": pa.array([total], pa.int64()),
-            "used_bytes": pa.array([used], pa.int64()),
-            "available_bytes": pa.array([free], pa.int64()),
-            "segment_count": pa.array([len(segments)], pa.int64()),
-            "segment_bytes": pa.array([sum(s.size_bytes for s in segments)], pa.int64()),
-        })
+        columns.update(_extended_columns(services, row, base))
     columns["error"] = pa.array([result["error"]], pa.string())
     columns["tested_at"] = _ts([time.time()])
     table = pa.table(columns)
@@ -288,3 +253,39 @@ def storage_check(engine: Engine, stmt: StorageCheck, ctx: ExecutionContext) -> 
                   message=f"Storage '{row.storage_id}' is "
                           f"{'healthy' if healthy else 'unhealthy'}")
 
+
+def _check(services: Services, row: StorageRow) -> tuple[Path | None, dict[str, object]]:
+    """The storage's base directory (None: none to probe) and what the probe found."""
+    failed: dict[str, object] = {"writable": False, "readable": False, "listable": False,
+                                 "deletable": False}
+    if row.storage_id == LOCAL and services.path is None:
+        return None, {**failed, "error": "the database is ':memory:' and has no data directory"}
+    try:
+        base = services.storages.base_of(row)
+        if row.storage_id == LOCAL:
+            base.mkdir(parents=True, exist_ok=True)
+        return base, _probe(base)
+    except (KalamError, OSError) as exc:
+        return None, {**failed, "error": str(exc)}
+
+
+def _extended_columns(services: Services, row: StorageRow,
+                      base: Path | None) -> dict[str, pa.Array]:
+    """STORAGE CHECK ... EXTENDED: the disk's space and the storage's segments."""
+    total = free = used = None
+    keys = {d.table_id.key for d in services.catalog.latest_tables()
+            if d.options.storage_id == row.storage_id}
+    segments = [s for s in services.storage.manifest.segments() if s.table_key in keys]
+    if base is not None and base.is_dir():
+        usage = shutil.disk_usage(base)
+        total, free = usage.total, usage.free
+        used = usage.total - usage.free
+    return {
+        "storage_type": pa.array([row.storage_type]),
+        "base_directory": pa.array([str(base) if base is not None else row.base_directory]),
+        "total_bytes": pa.array([total], pa.int64()),
+        "used_bytes": pa.array([used], pa.int64()),
+        "available_bytes": pa.array([free], pa.int64()),
+        "segment_count": pa.array([len(segments)], pa.int64()),
+        "segment_bytes": pa.array([sum(s.size_bytes for s in segments)], pa.int64()),
+    }

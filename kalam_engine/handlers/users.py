@@ -15,6 +15,7 @@ Rules (semantics 1.9, 1.10 and 3), each denial a PERMISSION_DENIED that names th
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ from kalam_engine.auth import impersonation
 from kalam_engine.auth import users as accounts
 from kalam_engine.auth.passwords import hash_password
 from kalam_engine.auth.permissions import require_admin
+from kalam_engine.handlers import H, Params, handles, run_statement
 from kalam_engine.model.context import ROOT_USER, ExecutionContext, Role
 from kalam_engine.model.errors import (
     AlreadyExistsError,
@@ -38,7 +40,7 @@ from kalam_engine.sql.names import validate_user_id
 from kalam_engine.sql.parser import parse_statement
 
 if TYPE_CHECKING:
-    from kalam_engine.engine import Engine
+    from kalam_engine.services import Services
 
 TS = pa.timestamp("us", tz="UTC")
 USER_COLUMNS = ("user_id", "password_hash", "role", "email", "auth_type", "auth_data",
@@ -51,8 +53,8 @@ def _ts(values: list) -> pa.Array:
                     pa.int64()).cast(TS)
 
 
-def users_table(engine: Engine, ctx: ExecutionContext) -> pa.Table:
-    rows = engine._db.query(f"SELECT {', '.join(USER_COLUMNS)} FROM users ORDER BY user_id")
+def users_table(services: Services, ctx: ExecutionContext) -> pa.Table:
+    rows = services.db.query(f"SELECT {', '.join(USER_COLUMNS)} FROM users ORDER BY user_id")
     cols = {name: [r[i] for r in rows] for i, name in enumerate(USER_COLUMNS)}
     if ctx.role < Role.DBA:
         cols["password_hash"] = ["***" if v else None for v in cols["password_hash"]]
@@ -81,8 +83,8 @@ JOB_COLUMNS = ("job_id", "job_type", "status", "parameters", "message", "excepti
                "created_at", "updated_at", "started_at", "finished_at")
 
 
-def jobs_table(engine: Engine) -> pa.Table:
-    rows = engine._db.query(f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs ORDER BY created_at")
+def jobs_table(services: Services) -> pa.Table:
+    rows = services.db.query(f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs ORDER BY created_at")
     cols = {name: [r[i] for r in rows] for i, name in enumerate(JOB_COLUMNS)}
     out = {name: pa.array(cols[name], pa.string()) for name in JOB_COLUMNS[:6]}
     out.update({name: _ts(cols[name]) for name in JOB_COLUMNS[6:]})
@@ -93,8 +95,8 @@ AUDIT_COLUMNS = ("audit_id", "timestamp", "actor_user_id", "action", "target", "
                  "subject_user_id")
 
 
-def audit_log_table(engine: Engine) -> pa.Table:
-    rows = engine._db.query(f"SELECT {', '.join(AUDIT_COLUMNS)} FROM audit_log ORDER BY audit_id")
+def audit_log_table(services: Services) -> pa.Table:
+    rows = services.db.query(f"SELECT {', '.join(AUDIT_COLUMNS)} FROM audit_log ORDER BY audit_id")
     cols = {name: [r[i] for r in rows] for i, name in enumerate(AUDIT_COLUMNS)}
     out: dict[str, pa.Array] = {"audit_id": pa.array(cols["audit_id"], pa.int64()),
                                 "timestamp": _ts(cols["timestamp"])}
@@ -103,8 +105,19 @@ def audit_log_table(engine: Engine) -> pa.Table:
 
 
 # --- statements
-def _existing(engine: Engine, user_id: str) -> accounts.UserRecord:
-    record = accounts.load_user(engine._db, user_id)
+def _then_forget_roles(handler: H) -> H:
+    """A user command changes roles: the cached ones are dropped after it (even if it failed)."""
+    @functools.wraps(handler)
+    def run(services: Services, stmt: Any, ctx: ExecutionContext, params: Params) -> Result:
+        try:
+            return handler(services, stmt, ctx, params)
+        finally:
+            services.forget_roles()
+    return run  # type: ignore[return-value]
+
+
+def _existing(services: Services, user_id: str) -> accounts.UserRecord:
+    record = accounts.load_user(services.db, user_id)
     if record is None or record.deleted:
         raise InvalidParameterError(f"User '{user_id}' does not exist",
                                     hint="SELECT user_id FROM system.users lists the users "
@@ -126,7 +139,10 @@ def _check_outranks(ctx: ExecutionContext, target: accounts.UserRecord, action: 
             f"{ctx.role.label}", hint="ask a user with role system")
 
 
-def create_user(engine: Engine, stmt: uc.CreateUser, ctx: ExecutionContext) -> Result:
+@handles(uc.CreateUser)
+@_then_forget_roles
+def create_user(services: Services, stmt: uc.CreateUser, ctx: ExecutionContext,
+                params: Params) -> Result:
     require_admin(ctx, "CREATE USER")
     user_id = validate_user_id(stmt.user_id, creating=True)
     role = accounts.parse_role(stmt.role) if stmt.role is not None else Role.USER
@@ -137,13 +153,13 @@ def create_user(engine: Engine, stmt: uc.CreateUser, ctx: ExecutionContext) -> R
         password_hash = hash_password(stmt.secret or "")
     elif stmt.auth_type == "oauth":
         auth_data = _oauth_data(stmt.secret or "")
-    existing = accounts.load_user(engine._db, user_id)
+    existing = accounts.load_user(services.db, user_id)
     if existing is not None and not existing.deleted:
         if stmt.if_not_exists:
             return Result("ddl", message=f"User '{user_id}' already exists")
         raise AlreadyExistsError(f"User '{user_id}' already exists",
                                  hint="use ALTER USER to change it, or CREATE USER IF NOT EXISTS")
-    accounts.insert_user(engine._db, user_id, role, password_hash=password_hash, email=email,
+    accounts.insert_user(services.db, user_id, role, password_hash=password_hash, email=email,
                          auth_type=stmt.auth_type, auth_data=auth_data)
     return Result("ddl", message=f"User '{user_id}' created with role {role.label}")
 
@@ -160,14 +176,17 @@ def _oauth_data(text: str) -> str:
     return json.dumps(data)
 
 
-def alter_user(engine: Engine, stmt: uc.AlterUser, ctx: ExecutionContext) -> Result:
+@handles(uc.AlterUser)
+@_then_forget_roles
+def alter_user(services: Services, stmt: uc.AlterUser, ctx: ExecutionContext,
+               params: Params) -> Result:
     user_id = validate_user_id(stmt.user_id)
     own = user_id == ctx.user_id
     if not own:
         require_admin(ctx, "ALTER USER on another user")
     elif stmt.field == "role":
         require_admin(ctx, "ALTER USER ... SET ROLE on yourself")
-    target = _existing(engine, user_id)
+    target = _existing(services, user_id)
     _check_outranks(ctx, target, "ALTER USER")
     if stmt.field == "password":
         engine_value: Any = hash_password(stmt.value)
@@ -182,18 +201,21 @@ def alter_user(engine: Engine, stmt: uc.AlterUser, ctx: ExecutionContext) -> Res
     else:
         engine_value = accounts.validate_email(stmt.value)
         column, what = "email", "email changed"
-    accounts.update_user(engine._db, user_id, column, engine_value)
+    accounts.update_user(services.db, user_id, column, engine_value)
     return Result("ddl", message=f"User '{user_id}' altered: {what}")
 
 
-def drop_user(engine: Engine, stmt: uc.DropUser, ctx: ExecutionContext) -> Result:
+@handles(uc.DropUser)
+@_then_forget_roles
+def drop_user(services: Services, stmt: uc.DropUser, ctx: ExecutionContext,
+              params: Params) -> Result:
     require_admin(ctx, "DROP USER")
     user_id = validate_user_id(stmt.user_id)
-    record = accounts.load_user(engine._db, user_id)
+    record = accounts.load_user(services.db, user_id)
     if record is None or record.deleted:
         if stmt.if_exists:
             return Result("ddl", message=f"User '{user_id}' does not exist")
-        _existing(engine, user_id)
+        _existing(services, user_id)
     assert record is not None
     if user_id == ROOT_USER:
         raise PermissionDeniedError("The bootstrap user 'root' cannot be dropped")
@@ -201,15 +223,16 @@ def drop_user(engine: Engine, stmt: uc.DropUser, ctx: ExecutionContext) -> Resul
         raise PermissionDeniedError(f"User '{user_id}' cannot drop themselves",
                                     hint="ask another dba")
     _check_outranks(ctx, record, "DROP USER")
-    accounts.soft_delete_user(engine._db, user_id)
+    accounts.soft_delete_user(services.db, user_id)
     return Result("ddl", message=f"User '{user_id}' dropped")
 
 
 _USER_COMMANDS = (uc.CreateUser, uc.AlterUser, uc.DropUser)
 
 
-def execute_as_user(engine: Engine, stmt: uc.ExecuteAsUser, ctx: ExecutionContext,
-                    params: list[Any] | None) -> Result:
+@handles(uc.ExecuteAsUser, reports_its_user=True)
+def execute_as_user(services: Services, stmt: uc.ExecuteAsUser, ctx: ExecutionContext,
+                    params: Params) -> Result:
     """Run one statement as another user (role user), if the actor's role allows it."""
     target = validate_user_id(stmt.user_id)
     inner = parse_statement(stmt.inner_sql)
@@ -222,19 +245,19 @@ def execute_as_user(engine: Engine, stmt: uc.ExecuteAsUser, ctx: ExecutionContex
             hint="run it as yourself: users change their own password or email, admins any "
                  "user's")
     if target == ctx.user_id:  # a no-op: same identity, same role
-        impersonation.audit(engine._db, actor_id=ctx.user_id, actor_role=ctx.role,
+        impersonation.audit(services.db, actor_id=ctx.user_id, actor_role=ctx.role,
                             target_id=target, allowed=True, reason="self",
                             statement=stmt.inner_sql)
-        return engine.run_statement(inner, ctx, params)
-    target_role = engine.role_of(target)
+        return run_statement(services, inner, ctx, params)
+    target_role = services.role_of(target)
     if not impersonation.can_impersonate(ctx.user_id, ctx.role, target, target_role):
-        impersonation.audit(engine._db, actor_id=ctx.user_id, actor_role=ctx.role,
+        impersonation.audit(services.db, actor_id=ctx.user_id, actor_role=ctx.role,
                             target_id=target, allowed=False, reason="role_not_allowed",
                             statement=stmt.inner_sql)
         raise PermissionDeniedError(
             impersonation.denial_message(ctx.user_id, ctx.role, target),
             hint="system may target any role, dba targets dba/service/user, service targets "
                  "service/user, user targets only themselves")
-    impersonation.audit(engine._db, actor_id=ctx.user_id, actor_role=ctx.role,
+    impersonation.audit(services.db, actor_id=ctx.user_id, actor_role=ctx.role,
                         target_id=target, allowed=True, statement=stmt.inner_sql)
-    return engine.run_statement(inner, ctx.impersonating(target), params)
+    return run_statement(services, inner, ctx.impersonating(target), params)

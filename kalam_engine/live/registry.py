@@ -12,11 +12,12 @@ import json
 import threading
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from kalam_engine.catalog.table_lock import held
 from kalam_engine.live.events import UPDATE, LiveEvent, LivePlan
 from kalam_engine.live.sql import LiveQuery, checked_options, parse_live_query
 from kalam_engine.live.subscription import DEFAULT_MAX_QUEUE, Subscription
@@ -29,24 +30,31 @@ from kalam_engine.model.errors import (
     TableNotFoundError,
     UnsupportedError,
 )
+from kalam_engine.providers.system_schemas import LIVE_SCHEMA
 from kalam_engine.sql.statements import TableRef
 
 if TYPE_CHECKING:
-    from kalam_engine.engine import Engine
+    from kalam_engine.catalog.cache import SchemaCache
+    from kalam_engine.providers.core import BaseTableProvider
+    from kalam_engine.query.runner import QueryRunner
     from kalam_engine.storage.table_store import TableStore
 
 _TS = pa.timestamp("us", tz="UTC")
-LIVE_SCHEMA = pa.schema([
-    ("live_id", pa.string()), ("connection_id", pa.string()), ("subscription_id", pa.string()),
-    ("namespace_id", pa.string()), ("table_name", pa.string()), ("user_id", pa.string()),
-    ("query", pa.string()), ("options", pa.string()), ("status", pa.string()),
-    ("created_at", _TS), ("last_update", _TS), ("changes", pa.int64()), ("node_id", pa.int64()),
-    ("last_ping_at", _TS)])
 NODE_ID = 1
 
 
 def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+class LiveHost(Protocol):
+    """What a live query needs of the engine (``kalam_engine.services.Services`` has it)."""
+
+    read_only: bool
+    cache: SchemaCache
+    runner: QueryRunner
+
+    def table_id_for(self, ref: TableRef, ctx: ExecutionContext) -> TableId: ...
 
 
 class TableLive:
@@ -146,85 +154,69 @@ class LiveRegistry:
     def __len__(self) -> int:
         return len(self._subs)
 
-    def subscribe(self, engine: Engine, sql: str, ctx: ExecutionContext, *,
+    def subscribe(self, host: LiveHost, sql: str, ctx: ExecutionContext, *,
                   batch_size: int | None = None, last_rows: int | None = None,
                   from_seq: int | None = None,
                   callback: Callable[[LiveEvent], object] | None = None,
                   max_queue: int | None = None, subscription_id: str | None = None,
                   connection_id: str = "local") -> Subscription:
-        from kalam_engine.handlers import table_lock
-
+        """Start a live query ``sql`` for ``ctx`` (see ``Engine.subscribe``)."""
         if not isinstance(sql, str):
             raise InvalidParameterError(f"sql must be a string, not {type(sql).__name__}",
                                         hint="e.g. db.subscribe('SELECT * FROM app.t')")
-        if engine.read_only:
+        if host.read_only:
             raise UnsupportedError(
                 "Live queries need the engine that writes the directory",
                 hint="subscribe in the engine opened without read_only=True")
         size, last_rows, from_seq = checked_options(batch_size, last_rows, from_seq)
+        queue = self._checked_queue(max_queue, callback)
+        query = parse_live_query(sql)
+        table_id = host.table_id_for(TableRef(query.namespace, query.table), ctx)
+        sub_id = subscription_id or f"sub-{table_id.namespace}-{table_id.name}-" \
+                                    f"{uuid.uuid4().hex[:12]}"
+        options = {k: v for k, v in (("batch_size", batch_size), ("last_rows", last_rows),
+                                     ("from", from_seq)) if v is not None}
+        with held(host.cache, table_id) as provider:
+            if provider is None:
+                raise TableNotFoundError(f"Table {table_id} does not exist",
+                                         hint="SHOW TABLES lists the tables")
+            provider.check_read(ctx)
+            start = _start(host, provider, query, ctx, last_rows, from_seq)
+            sub = Subscription(
+                live_id=f"{ctx.user_id}-{connection_id}-{sub_id}", subscription_id=sub_id,
+                connection_id=connection_id, table_id=table_id, scope=start.scope,
+                user_id=ctx.user_id, sql=sql, options=options, plan=start.plan,
+                snapshot=start.snapshot, last_seq=start.last_seq, batch_size=size,
+                max_queue=queue, on_close=self._forget)
+            self._register(sub, provider)
+        if callback is not None:
+            sub.start_callback(callback)
+        return sub
+
+    def _checked_queue(self, max_queue: int | None,
+                       callback: Callable[[LiveEvent], object] | None) -> int:
         queue = self.max_queue if max_queue is None else max_queue
         if isinstance(queue, bool) or not isinstance(queue, int) or queue < 1:
             raise InvalidParameterError(f"max_queue must be a positive whole number, not "
                                         f"{queue!r}")
         if callback is not None and not callable(callback):
             raise InvalidParameterError("callback must be callable or None")
-        query = parse_live_query(sql)
-        table_id = engine.table_id_for(TableRef(query.namespace, query.table), ctx)
-        sub_id = subscription_id or f"sub-{table_id.namespace}-{table_id.name}-" \
-                                    f"{uuid.uuid4().hex[:12]}"
-        live_id = f"{ctx.user_id}-{connection_id}-{sub_id}"
-        options = {k: v for k, v in (("batch_size", batch_size), ("last_rows", last_rows),
-                                     ("from", from_seq)) if v is not None}
-        with table_lock.held(engine, table_id) as provider:
-            if provider is None:
-                raise TableNotFoundError(f"Table {table_id} does not exist",
-                                         hint="SHOW TABLES lists the tables")
-            provider.check_read(ctx)
-            definition = provider.core.definition
-            key = definition.primary_key or SEQ_COLUMN
-            names = [f.name for f in provider.schema if f.name != DELETED_COLUMN]
-            columns = self._columns(query, names, key, table_id)
-            ordered = SEQ_COLUMN in names  # system tables have no _seq (and no changes)
-            snapshot = engine.runner.run(ctx, self._snapshot_sql(
-                table_id, columns, query.where, last_rows, from_seq, ordered),
-                include_deleted=False)
-            if last_rows is not None and ordered:
-                snapshot = snapshot.take(pa.array(range(snapshot.num_rows - 1, -1, -1),
-                                                    pa.int64()))
-            system = provider.table_type is TableType.SYSTEM
-            store = None if system else provider.store
-            plan = live = None
-            scope: str | None = None
-            last_seq = 0
+        return queue
+
+    def _register(self, sub: Subscription, provider: BaseTableProvider) -> None:
+        """Make ``sub`` active and hook it to its table's store (under the table's lock)."""
+        store = None if provider.table_type is TableType.SYSTEM else provider.store
+        with self._lock:
+            if sub.live_id in self._subs:
+                raise InvalidParameterError(
+                    f"Subscription id '{sub.subscription_id}' is already in use",
+                    hint="give each subscription its own id (or let Kalam choose one)")
+            self._subs[sub.live_id] = sub
             if store is not None:
-                live = store.live
-                if live is None:
-                    live = store.live = TableLive()
-                scope = provider.scope(ctx)
-                plan = live.plan(columns, key, query.where, definition.schema_version,
-                                 store.schema)
-                part = store.existing_partition(scope)
-                last_seq = part.max_seq if part is not None else 0
-            if snapshot.num_rows and ordered:
-                last_seq = max(last_seq, pc.max(snapshot[SEQ_COLUMN]).as_py() or 0)
-            sub = Subscription(
-                live_id=live_id, subscription_id=sub_id, connection_id=connection_id,
-                table_id=table_id, scope=scope, user_id=ctx.user_id, sql=sql, options=options,
-                plan=plan, snapshot=snapshot, last_seq=last_seq, batch_size=size,
-                max_queue=queue, on_close=self._forget)
-            with self._lock:
-                if live_id in self._subs:
-                    raise InvalidParameterError(
-                        f"Subscription id '{sub_id}' is already in use",
-                        hint="give each subscription its own id (or let Kalam choose one)")
-                self._subs[live_id] = sub
-                if store is not None:
-                    self._stores[live_id] = store
-            if live is not None:
-                live.add(sub)
-        if callback is not None:
-            sub.start_callback(callback)
-        return sub
+                self._stores[sub.live_id] = store
+        if store is not None:
+            assert store.live is not None
+            store.live.add(sub)
 
     @staticmethod
     def _columns(query: LiveQuery, names: list[str], key: str, table_id: TableId) -> list[str]:
@@ -304,3 +296,41 @@ class LiveRegistry:
             "last_ping_at": ts([s.last_update for s in subs]),
         }
         return pa.table(cols, schema=LIVE_SCHEMA)
+
+
+class _Start(NamedTuple):
+    """Where a subscription begins: its snapshot, the last ``_seq`` it covers, its partition
+    and change plan (None for a system table, which has no changes)."""
+
+    snapshot: pa.Table
+    last_seq: int
+    scope: str | None
+    plan: LivePlan | None
+
+
+def _start(host: LiveHost, provider: BaseTableProvider, query: LiveQuery,
+           ctx: ExecutionContext, last_rows: int | None, from_seq: int | None) -> _Start:
+    """Read the snapshot and, for a table with changes, its plan (the table's lock held)."""
+    definition = provider.core.definition
+    key = definition.primary_key or SEQ_COLUMN
+    names = [f.name for f in provider.schema if f.name != DELETED_COLUMN]
+    columns = LiveRegistry._columns(query, names, key, provider.table_id)
+    ordered = SEQ_COLUMN in names  # system tables have no _seq (and no changes)
+    snapshot = host.runner.run(ctx, LiveRegistry._snapshot_sql(
+        provider.table_id, columns, query.where, last_rows, from_seq, ordered),
+        include_deleted=False)
+    if last_rows is not None and ordered:
+        snapshot = snapshot.take(pa.array(range(snapshot.num_rows - 1, -1, -1), pa.int64()))
+    last_seq = 0
+    if snapshot.num_rows and ordered:
+        last_seq = pc.max(snapshot[SEQ_COLUMN]).as_py() or 0
+    if provider.table_type is TableType.SYSTEM:
+        return _Start(snapshot, last_seq, None, None)
+    store = provider.store
+    if store.live is None:
+        store.live = TableLive()
+    scope = provider.scope(ctx)
+    plan = store.live.plan(columns, key, query.where, definition.schema_version, store.schema)
+    part = store.existing_partition(scope)
+    last_seq = max(part.max_seq if part is not None else 0, last_seq)
+    return _Start(snapshot, last_seq, scope, plan)

@@ -57,7 +57,7 @@ class TableStore:
         self._partitions: dict[str, Partition] = {}
         self._listeners: list[WriteListener] = []
         # Serializes everything that changes the table: write statements hold it from reading
-        # the rows they change until their write is logged (see handlers.table_lock), ALTER and
+        # the rows they change until their write is logged (see catalog.table_lock), ALTER and
         # DROP TABLE, flush and compaction hold it too. Re-entrant: a statement's own steps
         # (primary-key check, write, policy flush) take it again.
         self.write_lock = threading.RLock()

@@ -26,40 +26,40 @@ from kalam_engine.model.context import TableId, TableType
 from kalam_engine.model.errors import TableNotFoundError
 
 if TYPE_CHECKING:
-    from kalam_engine.engine import Engine
+    from kalam_engine.catalog.cache import SchemaCache
     from kalam_engine.providers.core import BaseTableProvider
 
 
-def _current(engine: Engine, table_id: TableId) -> BaseTableProvider | None:
+def _current(cache: SchemaCache, table_id: TableId) -> BaseTableProvider | None:
     try:
-        return engine.cache.get_provider(table_id)
+        return cache.get_provider(table_id)
     except TableNotFoundError:
         return None
 
 
 @contextmanager
-def held(engine: Engine, table_id: TableId) -> Iterator[BaseTableProvider | None]:
+def held(cache: SchemaCache, table_id: TableId) -> Iterator[BaseTableProvider | None]:
     """Hold ``table_id``'s write lock; yield the provider current under it (None: no such
     table). A provider that a DDL statement replaced while this one waited is never yielded:
     the current one is looked up again under the lock (and its table's lock taken instead if
     the table was dropped and created again meanwhile)."""
     while True:
-        provider = _current(engine, table_id)
+        provider = _current(cache, table_id)
         if provider is None or provider.table_type is TableType.SYSTEM:
             yield provider
             return
         store = provider.store
         with store.write_lock:
-            current = _current(engine, table_id)
+            current = _current(cache, table_id)
             if current is None or current.store is store:
                 yield current
                 return
 
 
 @contextmanager
-def writing(engine: Engine, table_id: TableId) -> Iterator[BaseTableProvider]:
+def writing(cache: SchemaCache, table_id: TableId) -> Iterator[BaseTableProvider]:
     """``held`` for a statement that writes rows: the table must exist."""
-    with held(engine, table_id) as provider:
+    with held(cache, table_id) as provider:
         if provider is None:
             raise TableNotFoundError(f"Table {table_id} does not exist",
                                      hint="it was dropped, or never created; SHOW TABLES "
