@@ -135,19 +135,13 @@ def test_engine_and_handlers_form_no_cycle() -> None:
     assert "engine" not in graph["live"] and "handlers" not in graph["live"]
 
 
-@pytest.mark.xfail(strict=False, reason="sql/parser.py imports live/sql.py's parser, which "
-                                        "another helper is moving into sql/")
 def test_no_import_cycle_between_packages() -> None:
     cycle = find_cycle(import_graph())
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
 
 
-def test_no_import_cycle_but_sql_to_live() -> None:
-    """Every cycle left goes through sql -> live (the part above that is still expected)."""
-    graph = import_graph()
-    graph["sql"].discard("live")
-    cycle = find_cycle(graph)
-    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+def test_the_model_is_a_leaf() -> None:
+    assert import_graph()["model"] == set(), "kalam_engine.model imports another package"
 
 
 @pytest.mark.xfail(strict=False, reason="sql/ and server/ functions are being split by other "
