@@ -11,6 +11,7 @@
 
 from kalam_engine.catalog.cache import CacheStats, SchemaCache
 from kalam_engine.engine import Engine, connect
+from kalam_engine.live import LiveEvent, LiveQuery, Subscription, parse_live_query
 from kalam_engine.model.context import AccessLevel, ExecutionContext, Role, TableId, TableType
 from kalam_engine.model.errors import (
     AlreadyExistsError,
@@ -48,6 +49,8 @@ __all__ = [
     "InvalidParameterError",
     "InvalidSqlError",
     "KalamError",
+    "LiveEvent",
+    "LiveQuery",
     "MissingFileError",
     "NamespaceNotFoundError",
     "PermissionDeniedError",
@@ -58,9 +61,11 @@ __all__ = [
     "Role",
     "SchemaCache",
     "StorageError",
+    "Subscription",
     "TableId",
     "TableNotFoundError",
     "TableType",
     "UnsupportedError",
     "connect",
+    "parse_live_query",
 ]

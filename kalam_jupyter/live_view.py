@@ -50,7 +50,7 @@ class LiveView:
     def __init__(self, engine: Any, sql: str, *, user: str | None = None,
                  target: str | None = None, namespace: MutableMapping[str, Any] | None = None,
                  limit: int = 20, use_widgets: bool | None = None) -> None:
-        from kalam_engine.live import parse_live_query
+        from kalam_engine import parse_live_query
 
         self.sql = sql
         self.user = user

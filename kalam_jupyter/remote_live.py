@@ -21,8 +21,7 @@ import pyarrow as pa
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from kalam_engine.live import parse_live_query
-from kalam_engine.live.events import LiveEvent
+from kalam_engine import LiveEvent, parse_live_query
 from kalam_engine.model import errors as E
 from kalam_jupyter.remote import ServerError, server_error, table_from_json
 

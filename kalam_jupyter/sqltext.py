@@ -18,8 +18,7 @@ from typing import Any
 from sqlglot.tokens import Token, TokenType
 
 from kalam_engine.model.errors import KalamError
-from kalam_engine.sql.parsed import ParsedStatement, as_parsed
-from kalam_engine.sql.tokens import QUOTED_TOKENS, split_statements
+from kalam_engine.sql.parsed import QUOTED_TOKENS, ParsedStatement, as_parsed, split_statements
 
 __all__ = ["BoundStatement", "UnboundVariableError", "bind_parameters", "split_statements"]
 

@@ -195,3 +195,27 @@ def test_a_statement_type_gets_one_handler() -> None:
 
     with pytest.raises(RuntimeError, match="QueryStatement has two handlers"):
         handles(st.QueryStatement)(lambda services, stmt, ctx, params: None)
+
+
+# --- the notebook layer sees the engine's public surface only
+PUBLIC_ENGINE_MODULES = {"kalam_engine", "kalam_engine.sql.parsed"}  # + kalam_engine.model.*
+
+
+def _engine_imports(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("kalam_engine"))
+        elif isinstance(node, ast.ImportFrom) and node.module and \
+                node.module.startswith("kalam_engine"):
+            found.add(node.module)
+    return found
+
+
+def test_the_notebook_layer_imports_only_the_public_engine_surface() -> None:
+    jupyter = PACKAGE.parent / "kalam_jupyter"
+    internal = {f"{path.name}: {module}" for path in sorted(jupyter.rglob("*.py"))
+                for module in _engine_imports(path)
+                if module not in PUBLIC_ENGINE_MODULES
+                and not module.startswith("kalam_engine.model")}
+    assert internal == set()

@@ -27,9 +27,16 @@ from sqlglot import expressions as exp
 from sqlglot.errors import SqlglotError
 from sqlglot.tokens import Token, TokenType
 
-from kalam_engine.sql.tokens import check_length, split_pieces, tokenize
+from kalam_engine.sql.tokens import (
+    QUOTED_TOKENS,
+    check_length,
+    split_pieces,
+    split_statements,
+    tokenize,
+)
 
-__all__ = ["ParsedStatement", "as_parsed", "per_statement", "split_parsed"]
+__all__ = ["QUOTED_TOKENS", "ParsedStatement", "as_parsed", "per_statement", "split_parsed",
+           "split_statements"]
 
 T = TypeVar("T")
 _UNPARSED: Any = object()
