@@ -6,9 +6,12 @@ Every handler has one signature, ``handler(services, stmt, ctx, params) -> Resul
 
 The way of one statement, e.g. ``INSERT INTO app.t VALUES ($1)`` (``Engine.execute``):
 
-- parsed: ``sql/parser.py`` ``parse_statement`` -> a statement object (``sql/statements.py``,
+- read: ``sql/parsed.py`` ``split_parsed`` -> one ``ParsedStatement`` per statement (text,
+  tokens of the one tokenizer in ``sql/tokens.py``, sqlglot tree parsed at most once);
+  ``sql/limits.py`` checks its shape, ``sql/params.py`` its ``$n``;
+- parsed: ``sql/parser.py`` ``parse_statement`` -> a typed statement (``sql/statements.py``,
   ``sql/user_commands.py``, ``sql/backup_commands.py``, ``sql/storage_commands.py``,
-  ``live/sql.py``);
+  ``sql/subscribe.py``);
 - dispatched: :func:`run_statement` below -> the handler registered for its type
   (SELECT, BEGIN/COMMIT: ``query.py``; INSERT/UPDATE/DELETE: ``dml.py``; CREATE/DROP TABLE:
   ``tables.py`` with ``table_options.py``; ALTER TABLE: ``alter_table.py``; NAMESPACE and USE:
@@ -18,9 +21,13 @@ The way of one statement, e.g. ``INSERT INTO app.t VALUES ($1)`` (``Engine.execu
   SUBSCRIBE: ``live.py``);
 - authorised: in the handler, with ``auth/permissions.py`` and the table provider's
   ``check_read`` / ``check_write`` (``providers/*.py``);
-- planned and run: ``query/runner.py`` ``QueryRunner.run`` (DataFusion under SQLOptions);
-- scanned: ``providers/core.py`` (a table's rows for one user, through the schema cache
-  ``catalog/cache.py``);
+- planned and run: ``query/runner.py`` ``QueryRunner.run`` (DataFusion under SQLOptions that
+  allow queries only; the default ORDER BY from the tree, ``query/default_order.py``);
+- scanned: ``query/session.py`` ``request_rows`` -> ``provider.read(ctx, filters)``
+  (``providers/core.py``), the one read primitive, with the key and ``_seq`` bounds of the
+  WHERE (``query/where_bounds.py``) pruning cold segments (``storage/pruning.py``); providers
+  come from the schema cache (``catalog/cache.py``); ``SELECT .. WHERE pk = v`` is served by
+  ``query/point_lookup.py`` without planning;
 - stored: the provider writes through ``storage/table_store.py`` (hot log, Parquet segments)
   under the table's write lock (``catalog/table_lock.py``); definitions go to
   ``catalog/store.py``.
