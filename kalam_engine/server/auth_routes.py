@@ -179,8 +179,9 @@ class AuthRoutes:
         root = self.db.context(ROOT_USER)
         try:
             self.db.run_statement(uc.CreateUser(user_id, "password", password, "dba", email),
-                                  root)
-            self.db.run_statement(uc.AlterUser(ROOT_USER, "password", root_password), root)
+                                  root, None)
+            self.db.run_statement(uc.AlterUser(ROOT_USER, "password", root_password), root,
+                                  None)
         except KalamError as exc:
             return fail(400, "bad_request", str(exc))
         created = tokens.load_live_user(self.db, user_id)
