@@ -39,7 +39,7 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[kalam_engine.Engine
 class Served(Running):
     def __init__(self, db: kalam_engine.Engine, **config: Any) -> None:
         self.server, self.thread, port = _serve(create_app(
-            db, ServerConfig(jwt_secret=SECRET, **config)))
+            db, ServerConfig(**{"jwt_secret": SECRET, **config})))
         super().__init__(db, port)
 
     def stop(self) -> None:
@@ -157,6 +157,16 @@ def test_queries_per_user_are_limited(db: kalam_engine.Engine, serve: Any) -> No
     body = srv.sql(busy, "SELECT 1 AS one").json()
     assert body["status"] == "error" and body["error"]["code"] == "RATE_LIMIT_EXCEEDED"
     assert srv.sql(srv.login("calm")["access_token"], "SELECT 1").status_code == 200
+
+
+def test_a_token_checked_by_one_server_is_not_trusted_by_another(db: kalam_engine.Engine,
+                                                                  serve: Any) -> None:
+    _user(db, "fay")
+    first, other = serve(), serve(jwt_secret="another-secret-" + "z" * 40)
+    token = first.login("fay")["access_token"]
+    assert first.sql(token, "SELECT 1").status_code == 200  # remembered as verified
+    refused = other.sql(token, "SELECT 1")
+    assert refused.status_code == 401 and refused.json()["error"]["code"] == "INVALID_CREDENTIALS"
 
 
 def test_buckets_refill_and_guards_skip_loopback() -> None:

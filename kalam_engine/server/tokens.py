@@ -7,8 +7,9 @@ issued under: a dropped user, a new role or a new password ends every token issu
 A token without ``pwv`` (issued elsewhere with the shared secret) ends when the user's row
 changes after its ``iat``.
 
-A verified signature is remembered per token text (bounded), so a request costs a dictionary
-lookup and one indexed SQLite read instead of a full JWT decode; expiry is checked each time."""
+A verified signature is remembered per (secret, token text), bounded, so a request costs a
+dictionary lookup and one indexed SQLite read instead of a full JWT decode; expiry is checked
+each time."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ LEEWAY_SECONDS = 60
 ACCESS, REFRESH = "access", "refresh"
 STAMP_CLAIM = "pwv"
 MAX_CACHED_TOKENS = 10_000
-_verified: dict[str, dict[str, Any]] = {}  # token text -> its verified claims
+_verified: dict[tuple[str, str], dict[str, Any]] = {}  # (secret, token) -> verified claims
 
 
 class AuthFailure(Exception):
@@ -85,7 +86,8 @@ def password_stamp(secret: str, user: UserRow) -> str:
 
 def decode(secret: str, token: str) -> dict[str, Any]:
     """The claims of a token signed with ``secret`` and not expired, or AuthFailure."""
-    claims = _verified.get(token)
+    key = (secret, token)
+    claims = _verified.get(key)
     if claims is None:
         try:
             claims = jwt.decode(token, secret, algorithms=["HS256"], issuer=ISSUER,
@@ -98,7 +100,7 @@ def decode(secret: str, token: str) -> dict[str, Any]:
             raise AuthFailure("INVALID_CREDENTIALS", "Invalid token") from None
         if len(_verified) >= MAX_CACHED_TOKENS:
             _verified.clear()
-        _verified[token] = claims
+        _verified[key] = claims
     elif not isinstance(claims["exp"], int | float) \
             or claims["exp"] + LEEWAY_SECONDS < time.time():
         raise _expired()

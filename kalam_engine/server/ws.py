@@ -205,6 +205,7 @@ class Connection:
     async def revoke(self) -> None:
         """The user was dropped or re-roled, or its password changed: end the connection."""
         self.cleanup()
+        self.user = None  # frames still in flight get AUTH_REQUIRED
         with contextlib.suppress(Exception):  # the client may be gone already
             await self.send({"type": "auth_error", "message": "Invalid credentials: the "
                              "user was dropped or its password or role changed; log in again"})
