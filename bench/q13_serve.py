@@ -75,7 +75,7 @@ def _row(key: str, label: str, ours: Timing, base: Timing | None, kalamdb_ns: fl
                    baseline_value=kalamdb_ns, note=note)
     return Row(key, label, fmt_ns(ours.p50), f"{base_label} {fmt_ns(base.p50)}",
                ours.p50 / base.p50, "", None, value=ours.p50, unit="ns",
-               baseline_value=base.p50, note=note + f"; in-process {base.summary()}")
+               baseline_value=base.p50, note=note + f"; {base_label} {base.summary()}")
 
 
 def run(cfg: Config) -> list[Row]:
@@ -151,12 +151,14 @@ def _burst(cfg: Config, base: str, headers: dict[str, str], sql: str, rows_n: in
     """1,000 SELECTs sent at once over 100 connections (KalamDB's sql_1k_concurrent): wall
     time of the burst, against the same 1,000 SELECTs one after another on one connection.
 
-    The client runs in a process of its own, as KalamDB's benchv2 client does: in the server's
-    process it would share the GIL with the server. Each connection is its own httpx client
-    sending its share in turn; one httpx client with a pool of 100 connections and 1,000
-    waiting requests spends ~20 s of CPU in httpcore's pool bookkeeping (measured with
-    cProfile: ``_assign_requests_to_connections`` scans every waiting request on each event),
-    which is what an earlier version of this row measured."""
+    The client runs in a process of its own, as KalamDB's benchv2 client (Rust) does: in the
+    server's process it would share the GIL with the server. It is a lean asyncio HTTP/1.1
+    keep-alive client (real sockets, real requests and responses, each checked), one socket per
+    connection sending its share in turn. httpx would measure itself: one AsyncClient with a
+    pool of 100 connections and 1,000 waiting requests spends ~20 s of CPU in httpcore's pool
+    bookkeeping (cProfile: ``_assign_requests_to_connections`` scans every waiting request on
+    each event), which is what an earlier version of this row measured, and even one client per
+    connection costs ~2.5 ms of client CPU per request, 2.5x the server's ~1 ms."""
     burst = cfg.size(1_000, 5)
     connections = min(BURST_CONNECTIONS, burst)
     args = [sys.executable, "-m", "bench.q13_serve", "burst", base, headers["Authorization"],
@@ -177,34 +179,47 @@ def _burst(cfg: Config, base: str, headers: dict[str, str], sql: str, rows_n: in
 
 async def _burst_client(base: str, auth: str, sql: str, burst: int, rows_n: int,
                         connections: int) -> dict[str, float]:
-    headers = {"Authorization": auth}
+    host, port = base.removeprefix("http://").split(":")
     latencies: list[int] = []
 
-    async def worker(client: httpx.AsyncClient, ids: range) -> None:
-        for i in ids:
-            started = time.perf_counter_ns()
-            reply = await client.post("/v1/api/sql", json={"sql": sql, "params": [i % rows_n]},
-                                      headers=headers)
-            latencies.append(time.perf_counter_ns() - started)
-            assert reply.status_code == 200, reply.text
+    def request(i: int) -> bytes:
+        body = json.dumps({"sql": sql, "params": [i % rows_n]}).encode()
+        return (f"POST /v1/api/sql HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: {auth}"
+                f"\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+                ).encode() + body
 
-    limits = httpx.Limits(max_connections=1)
-    clients = [httpx.AsyncClient(base_url=base, timeout=120, limits=limits)
-               for _ in range(connections)]
-    try:
-        started = time.perf_counter_ns()
-        await worker(clients[0], range(burst))
-        sequential = time.perf_counter_ns() - started
-        latencies.clear()
-        started = time.perf_counter_ns()
-        await asyncio.gather(*(worker(c, range(k, burst, connections))
-                               for k, c in enumerate(clients)))
-        took = time.perf_counter_ns() - started
-    finally:
-        await asyncio.gather(*(c.aclose() for c in clients))
+    async def worker(ids: range) -> None:
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            for i in ids:
+                started = time.perf_counter_ns()
+                writer.write(request(i))
+                status, body = await _read_response(reader)
+                latencies.append(time.perf_counter_ns() - started)
+                assert status == 200 and json.loads(body)["status"] == "success", body
+        finally:
+            writer.close()
+
+    started = time.perf_counter_ns()
+    await worker(range(burst))
+    sequential = time.perf_counter_ns() - started
+    latencies.clear()
+    started = time.perf_counter_ns()
+    await asyncio.gather(*(worker(range(k, burst, connections)) for k in range(connections)))
+    took = time.perf_counter_ns() - started
     return {"burst_ns": took, "sequential_ns": sequential,
             "latency_p50_ns": percentile(latencies, 50),
             "latency_p99_ns": percentile(latencies, 99)}
+
+
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """(status, body) of one HTTP/1.1 response with a Content-Length."""
+    head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+    status = int(head[0].split(" ", 2)[1])
+    length = next(int(line.split(":", 1)[1]) for line in head[1:]
+                  if line.lower().startswith("content-length:"))
+    return status, await reader.readexactly(length)
 
 
 def _websocket(cfg: Config, port: int, token: str, post: Any) -> list[Row]:
