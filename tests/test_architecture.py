@@ -144,8 +144,6 @@ def test_the_model_is_a_leaf() -> None:
     assert import_graph()["model"] == set(), "kalam_engine.model imports another package"
 
 
-@pytest.mark.xfail(strict=False, reason="sql/ and server/ functions are being split by other "
-                                        "helpers in parallel")
 def test_no_function_over_50_lines() -> None:
     assert long_functions() == []
 

@@ -75,7 +75,10 @@ def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
         db.execute(f"CREATE USER {user} WITH PASSWORD '{PASSWORD}' ROLE {role}")
     db.execute("CREATE NAMESPACE app")
     db.execute("CREATE USER TABLE app.notes (id BIGINT PRIMARY KEY, body TEXT, n INT)")
-    server, thread, port = _serve(create_app(db, ServerConfig(jwt_secret=SECRET)))
+    # these tests log in more than KalamDB's 20 times a second per IP (tested on its own in
+    # test_server_security.py)
+    config = ServerConfig(jwt_secret=SECRET, auth_requests_per_ip_per_second=0)
+    server, thread, port = _serve(create_app(db, config))
     running = Running(db, port)
     try:
         yield running

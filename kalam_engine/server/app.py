@@ -1,14 +1,11 @@
-"""The Starlette application: routes, JSON errors and authentication of HTTP requests.
+"""The Starlette application: routes, the per-IP guard and POST /v1/api/sql.
 
 Engine calls block (SQLite, DataFusion, bcrypt), so they run in the thread pool; the event
-loop only moves bytes."""
+loop only moves bytes. A SQL request makes one trip to a worker thread: token check, the
+per-user query limit and the batch."""
 
 from __future__ import annotations
 
-import datetime as dt
-import json
-import secrets
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
@@ -16,32 +13,21 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from kalam_engine.auth.passwords import hash_password, verify_password
-from kalam_engine.model.context import ROOT_USER, Role
 from kalam_engine.server import tokens
-from kalam_engine.server.sql_api import RequestError, check_request, error_response, run_batch
+from kalam_engine.server.auth_routes import AuthRoutes, client_host
+from kalam_engine.server.config import ServerConfig
+from kalam_engine.server.http_body import MAX_BODY_BYTES, RequestError, json_body
+from kalam_engine.server.limits import IpGuard, KeyedBuckets, is_loopback
+from kalam_engine.server.sql_api import BatchAnswer, check_request, error_response, run_batch
 from kalam_engine.server.ws import LiveSockets
 
 if TYPE_CHECKING:
     from kalam_engine.engine import Engine
 
+__all__ = ["MAX_BODY_BYTES", "ServerConfig", "create_app"]
 API_VERSION = "v1"
-MAX_BODY_BYTES = 10 * 1024 * 1024
-_LOCAL_HOSTS = {"127.0.0.1", "::1", "localhost"}
-
-
-@dataclass
-class ServerConfig:
-    """What a server needs besides the engine. ``jwt_secret`` defaults to a random secret for
-    this process (tokens then end with it); give one to keep tokens valid across restarts."""
-
-    jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(48))
-    auth_timeout: float = 3.0
-    idle_timeout: float = 10.0
-    max_message_bytes: int = 1024 * 1024
-    messages_per_second: int = 50
-    subscriptions_per_user: int = 10
 
 
 def _version() -> str:
@@ -52,144 +38,103 @@ def _version() -> str:
         return "0.1.0"
 
 
-_DUMMY: list[str] = []
+def _local_only(request: Request) -> Response | None:
+    if is_loopback(client_host(request)):
+        return None
+    return JSONResponse({"error": "forbidden",
+                         "message": "Health endpoints answer only on localhost"},
+                        status_code=403)
 
 
-def _dummy_hash() -> str:
-    if not _DUMMY:
-        _DUMMY.append(hash_password(secrets.token_urlsafe(16)))
-    return _DUMMY[0]
+async def health(request: Request) -> Response:
+    return _local_only(request) or JSONResponse(
+        {"status": "healthy", "version": _version(), "api_version": API_VERSION,
+         "build_date": "embedded"})
 
 
-def _iso(seconds: float) -> str:
-    return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat().replace("+00:00", "Z")
+async def cluster_health(request: Request) -> Response:
+    addr = f"{request.url.hostname}:{request.url.port}"
+    return _local_only(request) or JSONResponse(
+        {"status": "healthy", "is_cluster_mode": False, "node_id": 1, "is_leader": True,
+         "current_term": 0,
+         "nodes": [{"node_id": 1, "role": "leader", "status": "active", "api_addr": addr,
+                    "is_leader": True, "replication_lag": 0}]})
 
 
-def _auth_error(failure: tokens.AuthFailure) -> JSONResponse:
-    status, body = error_response(401, failure.code, failure.message)
-    return JSONResponse(body, status_code=status)
+class SqlEndpoint:
+    """POST /v1/api/sql: 401 before 400, then KalamDB's 100 queries per second per user."""
+
+    def __init__(self, db: Engine, config: ServerConfig, sockets: LiveSockets) -> None:
+        self.db = db
+        self.secret = config.jwt_secret
+        self.queries = KeyedBuckets(config.queries_per_user_per_second)
+        self.sockets = sockets
+
+    async def handle(self, request: Request) -> Response:
+        header = request.headers.get("authorization")
+        try:
+            checked: Any = check_request(await json_body(request))
+        except RequestError as exc:
+            checked = exc
+        answer = await run_in_threadpool(self.answer, header, checked)
+        if answer.users_changed:
+            self.sockets.check_soon()
+        return JSONResponse(answer.body, status_code=answer.status)
+
+    def answer(self, header: str | None, checked: Any) -> BatchAnswer:
+        try:
+            user = tokens.verify(self.db, self.secret, tokens.bearer(header))
+        except tokens.AuthFailure as failure:
+            return BatchAnswer(*error_response(401, failure.code, failure.message), False)
+        if isinstance(checked, RequestError):
+            return BatchAnswer(*error_response(400, checked.code, checked.message), False)
+        if not self.queries.allow(user.user_id):
+            return BatchAnswer(*error_response(429, "RATE_LIMIT_EXCEEDED", "Too many queries "
+                                               "per second. Please slow down."), False)
+        return run_batch(self.db, user.user_id, *checked)
 
 
-async def _json_body(request: Request) -> Any:
-    """The parsed JSON body, or a RequestError (too large, not JSON)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise RequestError("INVALID_INPUT", f"The body is larger than {MAX_BODY_BYTES} bytes")
-    data = bytearray()
-    async for chunk in request.stream():
-        data += chunk
-        if len(data) > MAX_BODY_BYTES:
-            raise RequestError("INVALID_INPUT",
-                               f"The body is larger than {MAX_BODY_BYTES} bytes")
-    try:
-        return json.loads(bytes(data))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise RequestError("INVALID_INPUT", f"The body is not valid JSON: {exc}") from None
+class IpGuardMiddleware:
+    """KalamDB's per-IP request limit, before any route (loopback clients are exempt)."""
+
+    def __init__(self, app: ASGIApp, guard: IpGuard) -> None:
+        self.app = app
+        self.guard = guard
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            client = scope.get("client")
+            refused = self.guard.check(client[0] if client else "")
+            if refused is not None:
+                status, body, wait = refused
+                if scope["type"] == "websocket":  # refuse the upgrade
+                    await send({"type": "websocket.close", "code": 1008,
+                                "reason": str(body["error"])})
+                    return
+                headers = {"Retry-After": str(wait), "X-RateLimit-Reset": str(wait)}
+                await JSONResponse(body, status_code=status, headers=headers)(
+                    scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def create_app(db: Engine, config: ServerConfig | None = None) -> Starlette:
     """The ASGI app serving ``db`` (which stays owned by the caller)."""
     config = config or ServerConfig()
-    secret = config.jwt_secret
-    sockets = LiveSockets(db, config)
-
-    def local_only(request: Request) -> Response | None:
-        host = request.client.host if request.client else ""
-        if host not in _LOCAL_HOSTS:
-            return JSONResponse({"error": "forbidden",
-                                 "message": "Health endpoints answer only on localhost"},
-                                status_code=403)
-        return None
-
-    async def health(request: Request) -> Response:
-        return local_only(request) or JSONResponse(
-            {"status": "healthy", "version": _version(), "api_version": API_VERSION,
-             "build_date": "embedded"})
-
-    async def cluster_health(request: Request) -> Response:
-        addr = f"{request.url.hostname}:{request.url.port}"
-        return local_only(request) or JSONResponse(
-            {"status": "healthy", "is_cluster_mode": False, "node_id": 1, "is_leader": True,
-             "current_term": 0,
-             "nodes": [{"node_id": 1, "role": "leader", "status": "active", "api_addr": addr,
-                        "is_leader": True, "replication_lag": 0}]})
-
-    async def sql(request: Request) -> Response:
-        try:
-            token = tokens.bearer(request.headers.get("authorization"))
-            user = await run_in_threadpool(tokens.verify, db, secret, token)
-        except tokens.AuthFailure as failure:
-            return _auth_error(failure)
-        try:
-            text, params, namespace = check_request(await _json_body(request))
-        except RequestError as exc:
-            status, body = error_response(400, exc.code, exc.message)
-            return JSONResponse(body, status_code=status)
-        status, body = await run_in_threadpool(run_batch, db, user.user_id, text, params,
-                                               namespace)
-        return JSONResponse(body, status_code=status)
-
-    def login_body(user: tokens.UserRow) -> dict[str, Any]:
-        access, expires = tokens.issue(secret, user, tokens.ACCESS)
-        refresh, refresh_expires = tokens.issue(secret, user, tokens.REFRESH)
-        return {"user": {"id": user.user_id, "role": user.role.label, "email": user.email,
-                         "created_at": _iso(user.created_at),
-                         "updated_at": _iso(user.updated_at)},
-                "admin_ui_access": user.role >= Role.DBA,
-                "expires_at": _iso(expires), "access_token": access,
-                "refresh_token": refresh, "refresh_expires_at": _iso(refresh_expires)}
-
-    def unauthorized(message: str) -> JSONResponse:
-        return JSONResponse({"error": "invalid_credentials", "message": message},
-                            status_code=401)
-
-    async def login(request: Request) -> Response:
-        try:
-            body = await _json_body(request)
-        except RequestError as exc:
-            return JSONResponse({"error": "bad_request", "message": exc.message},
-                                status_code=400)
-        if not isinstance(body, dict) or set(body) - {"user", "username", "password"}:
-            return JSONResponse({"error": "bad_request", "message":
-                                 'Send {"user": "...", "password": "..."} and nothing else'},
-                                status_code=400)
-        name = body.get("user", body.get("username"))
-        password = body.get("password")
-        if not isinstance(name, str) or not isinstance(password, str):
-            return JSONResponse({"error": "bad_request",
-                                 "message": '"user" and "password" must be strings'},
-                                status_code=400)
-        user = await run_in_threadpool(tokens.load_live_user, db, name)
-        if user is not None and user.user_id == ROOT_USER and not user.password_hash:
-            return JSONResponse({"error": "setup_required", "message":
-                                 "root has no password yet: run ALTER USER root SET PASSWORD "
-                                 "'...' in the embedded engine first"}, status_code=428)
-        # an unknown user costs one bcrypt check too, so timing does not tell who exists
-        stored = user.password_hash if user is not None \
-            else await run_in_threadpool(_dummy_hash)
-        ok = await run_in_threadpool(verify_password, password, stored)
-        if not ok or user is None:
-            return unauthorized("Invalid username or password")
-        return JSONResponse(login_body(user))
-
-    async def refresh(request: Request) -> Response:
-        try:
-            token = tokens.bearer(request.headers.get("authorization"))
-            user = await run_in_threadpool(tokens.verify, db, secret, token, tokens.REFRESH)
-        except tokens.AuthFailure as failure:
-            return unauthorized(failure.message)
-        return JSONResponse(login_body(user))
-
+    attempts = KeyedBuckets(config.auth_requests_per_ip_per_second)  # login and WebSocket
+    sockets = LiveSockets(db, config, attempts)
+    auth = AuthRoutes(db, config, attempts)
     routes = [
         Route("/health", health, methods=["GET"]),
         Route("/v1/api/healthcheck", health, methods=["GET"]),
         Route("/v1/api/cluster/health", cluster_health, methods=["GET"]),
-        Route("/v1/api/sql", sql, methods=["POST"]),
-        Route("/v1/api/auth/login", login, methods=["POST"]),
-        Route("/v1/api/auth/refresh", refresh, methods=["POST"]),
+        Route("/v1/api/sql", SqlEndpoint(db, config, sockets).handle, methods=["POST"]),
+        *(Route(path, endpoint, methods=[method]) for path, endpoint, method in auth.routes()),
         WebSocketRoute("/v1/ws", sockets.endpoint),
     ]
     app = Starlette(routes=routes)
+    app.add_middleware(IpGuardMiddleware,
+                       guard=IpGuard(config.requests_per_ip_per_second, config.ban_seconds))
     app.state.db = db
     app.state.config = config
     return app

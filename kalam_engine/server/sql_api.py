@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from kalam_engine.model.errors import KalamError, PermissionDeniedError
 from kalam_engine.result import Result
 from kalam_engine.server.encode import rows_as_arrays, schema_json
+from kalam_engine.server.http_body import RequestError
 from kalam_engine.sql import statements as st
+from kalam_engine.sql import user_commands as uc
 from kalam_engine.sql.limits import check_statement_shape
 from kalam_engine.sql.names import validate_namespace
 from kalam_engine.sql.params import bind_params, check_text
@@ -29,15 +31,7 @@ MAX_PARAMS = 50
 MAX_PARAM_BYTES = 512 * 1024
 _DML = {st.InsertStatement: "Inserted", st.UpdateStatement: "Updated",
         st.DeleteStatement: "Deleted"}
-
-
-class RequestError(Exception):
-    """A request refused before any statement ran: KalamDB ``code``, HTTP 400."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+_USER_CHANGES = (uc.AlterUser, uc.DropUser)
 
 
 def check_request(body: Any) -> tuple[str, list[Any] | None, str]:
@@ -79,46 +73,32 @@ def check_request(body: Any) -> tuple[str, list[Any] | None, str]:
     return sql, params, namespace
 
 
+class BatchAnswer(NamedTuple):
+    status: int
+    body: dict[str, Any]
+    users_changed: bool  # an ALTER or DROP USER ran: open sockets may have lost access
+
+
 def run_batch(db: Engine, user: str, sql: str, params: list[Any] | None,
-              namespace: str) -> tuple[int, dict[str, Any]]:
-    """(HTTP status, body) for a checked request run as ``user``."""
+              namespace: str) -> BatchAnswer:
+    """(HTTP status, body, users changed) for a checked request run as ``user``."""
     started = time.perf_counter()
-
-    def took() -> float:
-        return round((time.perf_counter() - started) * 1000, 3)
-
     try:
-        check_text(sql)
-        statements = split_statements(sql)
-    except KalamError as exc:
-        return error_response(400, "BATCH_PARSE_ERROR", str(exc), took())
-    if not statements:
-        return error_response(400, "EMPTY_SQL", "The SQL holds no statement", took())
-    if params and len(statements) > 1:
-        return error_response(400, "PARAMS_WITH_BATCH",
-                              "params can only be used with a single statement", took())
+        statements = _split(sql, params)
+    except RequestError as exc:
+        return BatchAnswer(*error_response(400, exc.code, exc.message, _took(started)), False)
     results: list[dict[str, Any]] = []
     merged: dict[str, list[Any]] = {}  # verb -> [rows affected, as_user]
+    users_changed = False
     for number, text in enumerate(statements, start=1):
         try:
-            param_list = bind_params([text], params)
-            check_statement_shape(text)
-            stmt = parse_statement(text)
-            ctx = db.context(user).with_namespace(namespace)
-            result = db.run_statement(stmt, ctx, param_list)
-        except KalamError as exc:
-            status = 403 if isinstance(exc, PermissionDeniedError) \
-                or exc.code == "PERMISSION_DENIED" else 400
-            return error_response(status, exc.code, f"Statement {number} failed: {exc}",
-                                  took())
-        except RecursionError:
-            return error_response(400, "INVALID_SQL",
-                                  f"Statement {number} failed: nested too deeply", took())
-        except Exception:  # a bug, not the user's doing: say so without internals
-            log.exception("statement %d of a /v1/api/sql batch failed", number)
-            return error_response(500, "INTERNAL_ERROR",
-                                  f"Statement {number} failed: internal error (see the "
-                                  "server log)", took())
+            stmt, result = _run_one(db, user, text, params, namespace)
+        except _StatementFailed as failed:
+            status, body = error_response(failed.status, failed.code,
+                                          f"Statement {number} failed: {failed.message}",
+                                          _took(started))
+            return BatchAnswer(status, body, users_changed)
+        users_changed |= isinstance(stmt, _USER_CHANGES)
         if isinstance(stmt, st.UseNamespace):
             namespace = stmt.name.lower()
         verb = _DML.get(type(stmt))
@@ -134,7 +114,54 @@ def run_batch(db: Engine, user: str, sql: str, params: list[Any] | None,
             count, as_user = merged[verb]
             results.append({"row_count": count, "message": f"{verb} {count} row(s)",
                             "as_user": as_user})
-    return 200, {"status": "success", "results": results, "took": took()}
+    body = {"status": "success", "results": results, "took": _took(started)}
+    return BatchAnswer(200, body, users_changed)
+
+
+def _took(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)
+
+
+def _split(sql: str, params: list[Any] | None) -> list[str]:
+    """The batch's statements, or RequestError (KalamDB's batch-level codes)."""
+    try:
+        check_text(sql)
+        statements = split_statements(sql)
+    except KalamError as exc:
+        raise RequestError("BATCH_PARSE_ERROR", str(exc)) from None
+    if not statements:
+        raise RequestError("EMPTY_SQL", "The SQL holds no statement")
+    if params and len(statements) > 1:
+        raise RequestError("PARAMS_WITH_BATCH",
+                           "params can only be used with a single statement")
+    return statements
+
+
+class _StatementFailed(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def _run_one(db: Engine, user: str, text: str, params: list[Any] | None,
+             namespace: str) -> tuple[Any, Result]:
+    """(statement, result) of one statement, or _StatementFailed with its HTTP status."""
+    try:
+        param_list = bind_params([text], params)
+        check_statement_shape(text)
+        stmt = parse_statement(text)
+        ctx = db.context(user).with_namespace(namespace)
+        return stmt, db.run_statement(stmt, ctx, param_list)
+    except KalamError as exc:
+        status = 403 if isinstance(exc, PermissionDeniedError) \
+            or exc.code == "PERMISSION_DENIED" else 400
+        raise _StatementFailed(status, exc.code, str(exc)) from None
+    except RecursionError:
+        raise _StatementFailed(400, "INVALID_SQL", "nested too deeply") from None
+    except Exception:  # a bug, not the user's doing: say so without internals
+        log.exception("a statement of a /v1/api/sql batch failed")
+        raise _StatementFailed(500, "INTERNAL_ERROR",
+                               "internal error (see the server log)") from None
 
 
 def result_json(result: Result) -> dict[str, Any]:

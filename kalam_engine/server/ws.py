@@ -33,16 +33,18 @@ from kalam_engine.model.errors import (
 )
 from kalam_engine.server import tokens
 from kalam_engine.server.encode import rows_as_objects, schema_json
+from kalam_engine.server.limits import KeyedBuckets
 
 if TYPE_CHECKING:
     from kalam_engine.engine import Engine
-    from kalam_engine.server.app import ServerConfig
+    from kalam_engine.server.config import ServerConfig
 
 GZIP_MIN_BYTES = 512
 MAX_BATCH_SIZE = 1000
 MAX_ID_LENGTH = 128
 MAX_PENDING = 10_000  # events waiting for a slow client, per subscription
 PROTOCOL = {"serialization": "json", "compression": "gzip"}
+TOO_MANY_ATTEMPTS = "Too many authentication attempts. Please retry shortly."
 
 
 def error_code(exc: KalamError) -> str:
@@ -58,15 +60,52 @@ def error_code(exc: KalamError) -> str:
 
 
 class LiveSockets:
-    """The WebSocket endpoint and what all connections share: subscriptions per user."""
+    """The WebSocket endpoint and what all connections share: subscriptions per user, the
+    authentication attempts per client IP, and the watch that closes the sockets of users
+    who were dropped, re-roled or given a new password (checked every
+    ``revocation_check_seconds``, and at once after an ALTER or DROP USER over HTTP)."""
 
-    def __init__(self, db: Engine, config: ServerConfig) -> None:
+    def __init__(self, db: Engine, config: ServerConfig,
+                 attempts: KeyedBuckets | None = None) -> None:
         self.db = db
         self.config = config
         self.per_user: dict[str, int] = defaultdict(int)  # touched on the event loop only
+        self.attempts = attempts or KeyedBuckets(config.auth_requests_per_ip_per_second)
+        self.authenticated: set[Connection] = set()
+        self.wake = asyncio.Event()
+        self.watch: asyncio.Task[None] | None = None
 
     async def endpoint(self, websocket: WebSocket) -> None:
         await Connection(self, websocket).run()
+
+    def track(self, connection: Connection) -> None:
+        self.authenticated.add(connection)
+        if self.watch is None or self.watch.done():
+            self.watch = asyncio.create_task(self.watch_credentials())
+
+    def check_soon(self) -> None:
+        if self.authenticated:
+            self.wake.set()
+
+    async def watch_credentials(self) -> None:
+        while self.authenticated:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), self.config.revocation_check_seconds)
+            self.wake.clear()
+            held = {c: c.user for c in self.authenticated if c.user is not None}
+            stale = await run_in_threadpool(self.revoked, set(held.values()))
+            for connection, user in held.items():
+                if user in stale and connection.user is user:
+                    await connection.revoke()
+
+    def revoked(self, users: set[tokens.UserRow]) -> set[tokens.UserRow]:
+        """Those of ``users`` (as authenticated) that system.users no longer backs."""
+        out = set()
+        for user in users:
+            now = tokens.load_live_user(self.db, user.user_id)
+            if now is None or now.role != user.role or now.password_hash != user.password_hash:
+                out.add(user)
+        return out
 
 
 class _LiveSub:
@@ -87,6 +126,7 @@ class Connection:
         self.db = hub.db
         self.config = hub.config
         self.ws = websocket
+        self.host = websocket.client.host if websocket.client else ""
         self.id = uuid.uuid4().hex[:16]
         self.compress = websocket.query_params.get("compress", "true").lower() != "false"
         self.user: tokens.UserRow | None = None
@@ -122,9 +162,11 @@ class Connection:
         header = self.ws.headers.get("authorization")
         if header:
             try:
+                if not self.hub.attempts.allow(self.host):
+                    raise tokens.AuthFailure("RATE_LIMIT_EXCEEDED", TOO_MANY_ATTEMPTS)
                 token = tokens.bearer(header)
-                self.user = await run_in_threadpool(tokens.verify, self.db,
-                                                    self.config.jwt_secret, token)
+                self.set_user(await run_in_threadpool(tokens.verify, self.db,
+                                                      self.config.jwt_secret, token))
             except tokens.AuthFailure as failure:
                 await self.send({"type": "auth_error", "message": failure.message})
                 await self.ws.close(code=1008)
@@ -154,6 +196,20 @@ class Connection:
     def cleanup(self) -> None:
         for client_id in list(self.subs):
             self.drop(client_id)
+        self.hub.authenticated.discard(self)
+
+    def set_user(self, user: tokens.UserRow) -> None:
+        self.user = user
+        self.hub.track(self)
+
+    async def revoke(self) -> None:
+        """The user was dropped or re-roled, or its password changed: end the connection."""
+        self.cleanup()
+        self.user = None  # frames still in flight get AUTH_REQUIRED
+        with contextlib.suppress(Exception):  # the client may be gone already
+            await self.send({"type": "auth_error", "message": "Invalid credentials: the "
+                             "user was dropped or its password or role changed; log in again"})
+            await self.ws.close(code=1008, reason="Credentials revoked")
 
     def rate_limited(self) -> bool:
         now = time.monotonic()
@@ -215,6 +271,10 @@ class Connection:
                              'protocol is required: {"serialization":"json",'
                              '"compression":"gzip"} (only JSON is supported)'})
             return
+        if not self.hub.attempts.allow(self.host):
+            await self.send({"type": "auth_error", "message": TOO_MANY_ATTEMPTS})
+            await self.ws.close(code=1008, reason="Auth rate limit exceeded")
+            return
         try:
             user = await run_in_threadpool(tokens.verify, self.db, self.config.jwt_secret,
                                            frame["token"])
@@ -225,7 +285,7 @@ class Connection:
             await self.send({"type": "auth_error", "message":
                              "This connection has subscriptions of another user"})
             return
-        self.user = user
+        self.set_user(user)
         await self.send({"type": "auth_success", "user": user.user_id,
                          "role": user.role.label, "protocol": PROTOCOL})
 
