@@ -19,7 +19,7 @@ from datafusion import SessionConfig, SessionContext
 from sqlglot import expressions as exp
 from sqlglot.tokens import TokenType
 
-from kalam_engine.sql.literals import plain_name
+from kalam_engine.sql.literals import table_name
 from kalam_engine.sql.parsed import ParsedStatement
 from kalam_engine.sql.tokens import QUOTED_TOKENS
 
@@ -58,14 +58,10 @@ def _single_table(tree: exp.Expression | None) -> tuple[str | None, str] | None:
     if not isinstance(table, exp.Table) or \
             {k for k, v in table.args.items() if v} - _ALLOWED_TABLE_PARTS:
         return None
-    name = plain_name(table.this)
-    db = table.args.get("db")
-    namespace = plain_name(db) if db is not None else None
-    if name is None or (db is not None and namespace is None):
+    ref = table_name(table)
+    if ref is None or any(_aggregates(item) for item in tree.expressions):
         return None
-    if any(_aggregates(item) for item in tree.expressions):
-        return None
-    return namespace, name
+    return ref
 
 
 def _aggregates(node: exp.Expression) -> bool:

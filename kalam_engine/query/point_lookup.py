@@ -25,6 +25,7 @@ from kalam_engine.sql.literals import (
     literal_value,
     param_index,
     plain_name,
+    table_name,
 )
 from kalam_engine.sql.parsed import ParsedStatement, as_parsed, per_statement
 
@@ -89,10 +90,10 @@ def _shape(stmt: ParsedStatement) -> PointLookup | None:
     if not isinstance(table, exp.Table) or {k for k, v in table.args.items() if v} - {"this",
                                                                                       "db"}:
         return None
-    name = plain_name(table.this)
-    namespace = plain_name(table.args["db"]) if table.args.get("db") else None
-    if name is None or (table.args.get("db") and namespace is None):
+    ref = table_name(table)
+    if ref is None:
         return None
+    namespace, name = ref
     items = tree.expressions
     columns: tuple[str, ...] | None
     if len(items) == 1 and isinstance(items[0], exp.Star) and not any(items[0].args.values()):
@@ -116,8 +117,9 @@ def _shape(stmt: ParsedStatement) -> PointLookup | None:
     return None
 
 
-def _key_scalar(value: Any, key_type: pa.DataType) -> pa.Scalar | None:
-    """``value`` as a scalar of the key's type, or None when DataFusion would have to coerce."""
+def exact_scalar(value: Any, key_type: pa.DataType) -> pa.Scalar | None:
+    """``value`` as a scalar of an integer or text column's type, or None when DataFusion
+    would have to coerce it (another type, a bool, out of range)."""
     if isinstance(value, bool):
         return None
     if pa.types.is_integer(key_type) and isinstance(value, int):
@@ -150,7 +152,7 @@ def run_point_lookup(resolver: TableResolver, shape: PointLookup, ctx: Execution
         value = params[shape.param - 1]
     else:
         value = shape.literal
-    key = _key_scalar(value, core.schema.field(shape.key_column).type)
+    key = exact_scalar(value, core.schema.field(shape.key_column).type)
     if key is None:
         return None
     projection = list(shape.columns) if shape.columns is not None else None

@@ -23,7 +23,7 @@ from datafusion import SessionContext
 from datafusion.catalog import Table
 from sqlglot import exp
 
-from kalam_engine.sql.literals import plain_name
+from kalam_engine.sql.literals import table_name
 from kalam_engine.sql.parsed import ParsedStatement, as_parsed, per_statement
 
 CATALOG_NAME = "kalam"
@@ -43,19 +43,10 @@ def _references(stmt: ParsedStatement) -> tuple[TableRef, ...]:
     for tree in stmt.trees:
         ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
         for table in tree.find_all(exp.Table):
-            name = plain_name(table.this)
-            if name is None:
+            ref = table_name(table, CATALOG_NAME)
+            if ref is None or (ref[0] is None and ref[1] in ctes):
                 continue
-            catalog = table.args.get("catalog")
-            if catalog is not None and plain_name(catalog) != CATALOG_NAME:
-                continue
-            db = table.args.get("db")
-            namespace = plain_name(db) if db is not None else None
-            if db is not None and namespace is None:
-                continue
-            if namespace is None and name in ctes:
-                continue
-            refs[(namespace, name)] = None
+            refs[ref] = None
     return tuple(refs)
 
 

@@ -35,7 +35,7 @@ from kalam_engine.model.context import ExecutionContext, TableId
 from kalam_engine.model.errors import KalamError
 from kalam_engine.query.session import TableResolver
 from kalam_engine.query.vectors import parse_vector
-from kalam_engine.sql.literals import param_index, plain_name
+from kalam_engine.sql.literals import param_index, plain_name, table_name
 from kalam_engine.sql.parsed import ParsedStatement, as_parsed, per_statement
 
 SLACK = 1e-4  # distance tolerance: the index (float32) and the function (float64 sums) differ
@@ -100,13 +100,11 @@ def _top_k(stmt: ParsedStatement) -> TopK | None:
         return None
     source = tree.args.get("from_") or tree.args.get("from")
     table = source.this if source is not None else None
-    if not isinstance(table, exp.Table) or table.args.get("catalog") or table.args.get("joins"):
+    ref = table_name(table) if isinstance(table, exp.Table) and \
+        not table.args.get("joins") else None
+    if ref is None:
         return None
-    name = plain_name(table.this)
-    db = table.args.get("db")
-    namespace = plain_name(db) if db is not None else None
-    if name is None or (db is not None and namespace is None):
-        return None
+    namespace, name = ref
     order = tree.args.get("order")
     if order is None or not order.expressions or order.expressions[0].args.get("desc"):
         return None

@@ -24,8 +24,9 @@ import pyarrow.compute as pc
 from sqlglot import expressions as exp
 
 from kalam_engine.model.definitions import SEQ_COLUMN
+from kalam_engine.query.point_lookup import exact_scalar
 from kalam_engine.query.prefetch import CATALOG_NAME, TableRef
-from kalam_engine.sql.literals import NotALiteral, Param, literal_value, plain_name
+from kalam_engine.sql.literals import NotALiteral, Param, literal_value, plain_name, table_name
 from kalam_engine.sql.parsed import ParsedStatement, as_parsed, per_statement
 
 _FLIPPED = {exp.EQ: "==", exp.GT: "<", exp.GTE: "<=", exp.LT: ">", exp.LTE: ">="}
@@ -100,15 +101,7 @@ def bounds_in(tree: exp.Expression) -> TableBounds | None:
 
 
 def _table_ref(table: exp.Table) -> TableRef | None:
-    name = plain_name(table.this)
-    catalog = table.args.get("catalog")
-    if name is None or (catalog is not None and plain_name(catalog) != CATALOG_NAME):
-        return None
-    db = table.args.get("db")
-    namespace = plain_name(db) if db is not None else None
-    if db is not None and namespace is None:
-        return None
-    return namespace, name
+    return table_name(table, CATALOG_NAME)
 
 
 def _bound(node: exp.Expression, qualifier: str) -> Bound | None:
@@ -212,14 +205,4 @@ def _scalar(value: Any, arrow_type: pa.DataType, params: list[Any] | None) -> pa
         if not params or value.index >= len(params):
             return None
         value = params[value.index]
-    if isinstance(value, bool):
-        return None
-    if pa.types.is_integer(arrow_type) and isinstance(value, int):
-        try:
-            return pa.scalar(value, arrow_type)
-        except (pa.ArrowInvalid, OverflowError):
-            return None
-    if (pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)) \
-            and isinstance(value, str):
-        return pa.scalar(value, arrow_type)
-    return None
+    return exact_scalar(value, arrow_type)

@@ -53,6 +53,20 @@ def plain_name(identifier: exp.Expression | None) -> str | None:
     return name.lower()
 
 
+def table_name(table: exp.Table, catalog: str | None = None) -> tuple[str | None, str] | None:
+    """``(namespace or None, name)`` of a table reference whose parts are plain names (see
+    :func:`plain_name`), or None; a catalog part must be ``catalog``."""
+    name = plain_name(table.this)
+    part = table.args.get("catalog")
+    if name is None or (part is not None and (catalog is None or plain_name(part) != catalog)):
+        return None
+    db = table.args.get("db")
+    namespace = plain_name(db) if db is not None else None
+    if db is not None and namespace is None:
+        return None
+    return namespace, name
+
+
 def param_index(node: exp.Expression) -> int | None:
     """The 0-based index of a ``$n`` parameter (sqlglot reads it as a column), else None."""
     if isinstance(node, exp.Column) and not node.table:
