@@ -16,28 +16,18 @@ import json
 import os
 import re
 import secrets
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from lab_support import CHROME_ARGS, CHROMIUM, free_port, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = Path("/usr/bin/chromium")
-CHROME_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 NOTEBOOK = "live.ipynb"
 STARTUP_S = 90  # server start, page load, kernel start: generous for a loaded machine
 STEP_MS = 30_000  # one cell's effect reaching the page
@@ -69,24 +59,6 @@ def _notebook() -> dict[str, Any]:
         "language_info": {"name": "python"}}}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"jupyter lab exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)  # polling the server's start, not an assertion
-    raise TimeoutError(f"jupyter lab did not answer {url} within {timeout} s")
 
 
 def _write_settings(settings: Path) -> None:
@@ -126,7 +98,7 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
                      ("JUPYTER_DATA_DIR", "data"), ("IPYTHONDIR", "ipython"),
                      ("KALAM_DATA_DIR", "kalam")):
         env[var] = str(tmp_path / sub)
-    port, token = _free_port(), secrets.token_hex(16)
+    port, token = free_port(), secrets.token_hex(16)
     log_path = tmp_path / "lab.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
@@ -137,7 +109,7 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
             stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root)
         base = f"http://127.0.0.1:{port}"
         try:
-            _wait_ready(f"{base}/api/status?token={token}", proc, timeout=STARTUP_S)
+            wait_ready(f"{base}/api/status?token={token}", proc, timeout=STARTUP_S)
             yield Lab(f"{base}/lab/tree/{NOTEBOOK}?token={token}", log_path, tmp_path)
         finally:
             proc.terminate()
