@@ -237,9 +237,14 @@ class Engine:
         """What the statements of ``sql`` do, from their text alone (nothing runs): "read"
         when every one only reads, "invalid" when one does not parse, else "write"; with the
         namespace of the last ``USE``. Needs no engine: ``Engine.classify(sql)`` works too."""
+        if not isinstance(sql, str):
+            raise InvalidParameterError(f"sql must be a string, not {type(sql).__name__}",
+                                        hint="e.g. Engine.classify('SELECT 1')")
         try:
             stmts = [parse_statement(parsed) for parsed in split_parsed(sql)]
         except (KalamError, RecursionError):
+            return StatementClass("invalid")
+        if not stmts:
             return StatementClass("invalid")
         uses = [s.name.lower() for s in stmts if isinstance(s, UseNamespace)]
         read = bool(stmts) and all(isinstance(s, READ_ONLY_STATEMENTS) for s in stmts)

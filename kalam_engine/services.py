@@ -20,7 +20,7 @@ from kalam_engine.catalog.store import CatalogStore
 from kalam_engine.live.registry import LiveRegistry
 from kalam_engine.model.context import ExecutionContext, Role, TableId, TableType
 from kalam_engine.model.definitions import TableDefinition
-from kalam_engine.model.errors import NamespaceNotFoundError
+from kalam_engine.model.errors import InvalidParameterError, NamespaceNotFoundError
 from kalam_engine.providers.core import BaseTableProvider, TableProviderCore
 from kalam_engine.providers.shared import SharedTableProvider
 from kalam_engine.providers.stream import StreamTableProvider
@@ -142,6 +142,10 @@ class Services:
         """``"namespace.table"`` (or ``"table"`` in the session namespace) as a TableId."""
         if isinstance(table, TableId):
             return table
+        if not isinstance(table, str):
+            raise InvalidParameterError(
+                f"A table is named by a string, not {type(table).__name__}",
+                hint="e.g. 'app.messages'")
         ns, _, name = table.rpartition(".")
         return self.table_id_for(st.TableRef(ns or None, name), ctx)
 

@@ -11,7 +11,12 @@ import pytest
 
 import kalam_engine
 import kalam_jupyter  # noqa: F401  (importing it registers df.kalam)
-from kalam_engine.model.errors import EngineClosedError, KalamError, TableNotFoundError
+from kalam_engine.model.errors import (
+    EngineClosedError,
+    InvalidParameterError,
+    KalamError,
+    TableNotFoundError,
+)
 
 
 @pytest.fixture
@@ -167,3 +172,19 @@ def test_table_definition_is_the_engines_own() -> None:
     engine.close()
     with pytest.raises(EngineClosedError):  # not a SQLite error about a closed database
         pd.DataFrame({"id": [1]}).kalam.insert("app.t", db=engine)
+
+
+def test_classify_and_table_definition_refuse_what_is_not_text() -> None:
+    """Wrong argument types get KalamErrors, an empty text is 'invalid' (it runs nothing)."""
+    engine = kalam_engine.connect(":memory:")
+    try:
+        for bad in (None, 5):
+            with pytest.raises(InvalidParameterError, match="string"):
+                engine.classify(bad)  # type: ignore[arg-type]
+        with pytest.raises(InvalidParameterError, match="string"):
+            engine.table_definition(5)  # type: ignore[arg-type]
+        assert engine.classify("").kind == "invalid"
+        assert engine.classify("-- only a comment").kind == "invalid"
+        assert engine.classify("SELECT $1,$2").kind == "read"
+    finally:
+        engine.close()
